@@ -1,0 +1,1 @@
+"""Shared code of the image-generation backend: every function's logic lives here."""

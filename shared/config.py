@@ -1,0 +1,273 @@
+"""Configuration: every environment variable is read here, once, into one frozen object.
+
+`settings()` builds it on first use (never at import) and validates everything at once, so a
+misconfigured deployment fails with one message listing every problem.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from shared.errors import ConfigError
+
+DEFAULT_BUCKET = "video-gen-image-bucket"
+DEFAULT_TEXT_MODEL = "gpt-5.4-mini"
+# gpt-image-1 was shut down on 2026-10-23; the openai client's ImageModel docs point here.
+DEFAULT_IMAGE_MODEL = "gpt-image-2.5-flare"
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    """Where the database is: a direct host (local) or a Cloud SQL instance (GCP)."""
+
+    name: str
+    user: str
+    password: str | None
+    host: str | None = None
+    port: int = 5432
+    instance_connection_name: str | None = None
+    iam_auth: bool = False
+    ip_type: str = "public"
+    pool_size: int = 2
+    max_overflow: int = 0
+    pool_timeout_seconds: float = 10.0
+    statement_timeout_ms: int = 30_000
+
+    @property
+    def uses_connector(self) -> bool:
+        return self.instance_connection_name is not None
+
+
+@dataclass(frozen=True)
+class Topics:
+    generation_requests: str = "generation-requests"
+    render_requests: str = "render-requests"
+    generation_events: str = "generation-events"
+    object_deletions: str = "object-deletions"
+    maintenance: str = "maintenance"
+
+
+@dataclass(frozen=True)
+class OpenAISettings:
+    api_key: str | None
+    base_url: str | None
+    text_model: str
+    image_model: str
+    timeout_seconds: float
+    max_retries: int
+    fallback_on_error: bool
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.api_key)
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    issuer: str
+    audience: str
+    certs_url: str
+
+
+@dataclass(frozen=True)
+class UploadLimits:
+    max_bytes: int = 20 * 1024 * 1024
+    max_pixels: int = 50_000_000
+    max_side: int = 12_000
+    formats: tuple[str, ...] = ("JPEG", "PNG", "WEBP")
+
+
+@dataclass(frozen=True)
+class Settings:
+    project: str
+    bucket: str
+    database: DatabaseSettings
+    openai: OpenAISettings
+    auth: AuthSettings
+    topics: Topics = field(default_factory=Topics)
+    uploads: UploadLimits = field(default_factory=UploadLimits)
+    signed_url_ttl_seconds: int = 900
+    cors_origins: tuple[str, ...] = ()
+    job_deadline_seconds: int = 900
+    render_lease_seconds: int = 360
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+class _Reader:
+    """Reads typed values from an environment mapping and collects every problem."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+        self.problems: list[str] = []
+
+    def text(self, name: str, default: str | None = None) -> str | None:
+        value = self.env.get(name, "").strip()
+        return value or default
+
+    def integer(self, name: str, default: int, minimum: int = 0) -> int:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            self.problems.append(f"{name} must be an integer, got {raw!r}")
+            return default
+        if value < minimum:
+            self.problems.append(f"{name} must be >= {minimum}, got {value}")
+        return value
+
+    def number(self, name: str, default: float) -> float:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        try:
+            return float(raw)
+        except ValueError:
+            self.problems.append(f"{name} must be a number, got {raw!r}")
+            return default
+
+    def flag(self, name: str, default: bool) -> bool:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        if raw.lower() in _TRUE:
+            return True
+        if raw.lower() in _FALSE:
+            return False
+        self.problems.append(f"{name} must be one of true/false/1/0/yes/no/on/off, got {raw!r}")
+        return default
+
+
+def _database(r: _Reader) -> DatabaseSettings:
+    pool: dict[str, Any] = {
+        "pool_size": r.integer("DB_POOL_SIZE", 2, minimum=1),
+        "max_overflow": r.integer("DB_MAX_OVERFLOW", 0),
+        "pool_timeout_seconds": r.number("DB_POOL_TIMEOUT_SECONDS", 10.0),
+        "statement_timeout_ms": r.integer("DB_STATEMENT_TIMEOUT_MS", 30_000),
+    }
+    url = r.text("DATABASE_URL")
+    instance = r.text("INSTANCE_CONNECTION_NAME")
+    if url and instance:
+        r.problems.append("set either DATABASE_URL/DB_HOST or INSTANCE_CONNECTION_NAME, not both")
+    if url:
+        parts = urlsplit(url)
+        if parts.scheme not in ("postgresql", "postgres") or not parts.hostname:
+            r.problems.append("DATABASE_URL must look like postgresql://user:pass@host:port/db")
+            return DatabaseSettings(name="", user="", password=None, **pool)
+        return DatabaseSettings(
+            host=parts.hostname,
+            port=parts.port or 5432,
+            user=unquote(parts.username or "postgres"),
+            password=unquote(parts.password) if parts.password else None,
+            name=parts.path.lstrip("/") or "postgres",
+            **pool,
+        )
+    name = r.text("DB_NAME", "imagegen") or "imagegen"
+    user = r.text("DB_USER")
+    password = r.text("DB_PASSWORD")
+    if instance:
+        if instance.count(":") != 2:
+            r.problems.append("INSTANCE_CONNECTION_NAME must be project:region:instance")
+        iam = r.flag("DB_IAM_AUTH", False)
+        ip_type = (r.text("DB_IP_TYPE", "public") or "public").lower()
+        if ip_type not in ("public", "private", "psc"):
+            r.problems.append(f"DB_IP_TYPE must be public, private or psc, got {ip_type!r}")
+        if not user:
+            r.problems.append("DB_USER is required with INSTANCE_CONNECTION_NAME")
+        if not iam and not password:
+            r.problems.append("DB_PASSWORD is required unless DB_IAM_AUTH=true")
+        return DatabaseSettings(
+            name=name,
+            user=user or "",
+            password=None if iam else password,
+            instance_connection_name=instance,
+            iam_auth=iam,
+            ip_type=ip_type,
+            **pool,
+        )
+    host = r.text("DB_HOST")
+    if not host:
+        r.problems.append(
+            "no database configured: set DATABASE_URL, DB_HOST (with DB_USER, DB_PASSWORD, "
+            "DB_NAME) or INSTANCE_CONNECTION_NAME"
+        )
+    return DatabaseSettings(
+        host=host,
+        port=r.integer("DB_PORT", 5432, minimum=1),
+        user=user or "postgres",
+        password=password,
+        name=name,
+        **pool,
+    )
+
+
+def load(env: Mapping[str, str] | None = None) -> Settings:
+    """Build and validate settings from an environment mapping (default: os.environ)."""
+    r = _Reader(os.environ if env is None else env)
+    project = r.text("GCP_PROJECT") or r.text("GOOGLE_CLOUD_PROJECT") or "local-project"
+    openai = OpenAISettings(
+        api_key=r.text("OPENAI_API_KEY"),
+        base_url=r.text("OPENAI_BASE_URL"),
+        text_model=r.text("OPENAI_TEXT_MODEL", DEFAULT_TEXT_MODEL) or DEFAULT_TEXT_MODEL,
+        image_model=r.text("OPENAI_IMAGE_MODEL", DEFAULT_IMAGE_MODEL) or DEFAULT_IMAGE_MODEL,
+        timeout_seconds=r.number("OPENAI_TIMEOUT_SECONDS", 120.0),
+        max_retries=r.integer("OPENAI_MAX_RETRIES", 2),
+        fallback_on_error=r.flag("OPENAI_FALLBACK_ON_ERROR", True),
+    )
+    auth = AuthSettings(
+        issuer=r.text("AUTH_ISSUER", f"https://securetoken.google.com/{project}") or "",
+        audience=r.text("AUTH_AUDIENCE", project) or project,
+        certs_url=r.text(
+            "AUTH_CERTS_URL",
+            "https://www.googleapis.com/robot/v1/metadata/x509/securetoken@system.gserviceaccount.com",
+        )
+        or "",
+    )
+    uploads = UploadLimits(
+        max_bytes=r.integer("UPLOAD_MAX_BYTES", UploadLimits.max_bytes, minimum=1),
+        max_pixels=r.integer("UPLOAD_MAX_PIXELS", UploadLimits.max_pixels, minimum=1),
+        max_side=r.integer("UPLOAD_MAX_SIDE", UploadLimits.max_side, minimum=1),
+    )
+    settings = Settings(
+        project=project,
+        bucket=r.text("BUCKET_NAME", DEFAULT_BUCKET) or DEFAULT_BUCKET,
+        database=_database(r),
+        openai=openai,
+        auth=auth,
+        topics=Topics(
+            generation_requests=r.text("TOPIC_GENERATION_REQUESTS", Topics.generation_requests)
+            or Topics.generation_requests,
+            render_requests=r.text("TOPIC_RENDER_REQUESTS", Topics.render_requests)
+            or Topics.render_requests,
+            generation_events=r.text("TOPIC_GENERATION_EVENTS", Topics.generation_events)
+            or Topics.generation_events,
+            object_deletions=r.text("TOPIC_OBJECT_DELETIONS", Topics.object_deletions)
+            or Topics.object_deletions,
+            maintenance=r.text("TOPIC_MAINTENANCE", Topics.maintenance) or Topics.maintenance,
+        ),
+        uploads=uploads,
+        signed_url_ttl_seconds=r.integer("SIGNED_URL_TTL_SECONDS", 900, minimum=60),
+        cors_origins=tuple(
+            o.strip() for o in (r.text("CORS_ORIGINS", "") or "").split(",") if o.strip()
+        ),
+        job_deadline_seconds=r.integer("JOB_DEADLINE_SECONDS", 900, minimum=30),
+        render_lease_seconds=r.integer("RENDER_LEASE_SECONDS", 360, minimum=10),
+    )
+    if r.problems:
+        raise ConfigError(r.problems)
+    return settings
+
+
+@functools.cache
+def settings() -> Settings:
+    """The process's settings, loaded on first use."""
+    return load()
