@@ -1,0 +1,208 @@
+-- Image generation schema: sessions, reference images, generation jobs, generated images and
+-- the job/reference junction, with their indexes and triggers. Runs after db/schema.sql.
+-- Safe to run any number of times: IF NOT EXISTS / CREATE OR REPLACE everywhere.
+--
+-- Foreign keys, and why each deletes the way it does:
+--   * everything -> users            CASCADE   deleting a user deletes all of their data.
+--   * generation_jobs -> sessions    CASCADE   a session is deleted "with everything in it".
+--   * generated_images -> sessions   CASCADE   same; the job cascade would reach them anyway.
+--   * generated_images -> jobs       CASCADE   an image exists only as the output of its job.
+--   * reference_images -> sessions   SET NULL  a reference belongs to the user's library; the
+--                                              session only records where it was uploaded.
+--   * junction -> jobs / references  CASCADE   a link means nothing once either side is gone.
+--
+-- Vocabularies (kept in step with shared/vocabulary.py by tests/unit/test_vocabulary.py).
+
+CREATE TABLE IF NOT EXISTS sessions (
+    id                  uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    user_id             uuid NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    title               text NOT NULL DEFAULT 'New Session'
+                        CONSTRAINT sessions_title_check CHECK (length(btrim(title)) BETWEEN 1 AND 200),
+    -- The first generated image of the session, maintained by the triggers below.
+    thumbnail_url       text,
+    thumbnail_image_id  uuid,
+    generated_count     integer NOT NULL DEFAULT 0
+                        CONSTRAINT sessions_generated_count_check CHECK (generated_count >= 0),
+    created_at          timestamptz NOT NULL DEFAULT now(),
+    updated_at          timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE IF NOT EXISTS reference_images (
+    id               uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    user_id          uuid NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    session_id       uuid REFERENCES sessions (id) ON DELETE SET NULL,
+    -- "{bucket}/{object name}", e.g. video-gen-image-bucket/uploads/{user_id}/{ts}_{name}.
+    gcp_bucket_path  text NOT NULL CONSTRAINT reference_images_gcp_bucket_path_key UNIQUE,
+    gcp_url          text NOT NULL,
+    file_name        text NOT NULL
+                     CONSTRAINT reference_images_file_name_check CHECK (length(file_name) BETWEEN 1 AND 255),
+    file_size        bigint NOT NULL CONSTRAINT reference_images_file_size_check CHECK (file_size > 0),
+    mime_type        text NOT NULL CONSTRAINT reference_images_mime_type_check
+                     CHECK (mime_type IN ('image/jpeg', 'image/png', 'image/webp')),
+    width            integer CONSTRAINT reference_images_width_check CHECK (width > 0),
+    height           integer CONSTRAINT reference_images_height_check CHECK (height > 0),
+    uploaded_at      timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE IF NOT EXISTS generation_jobs (
+    id                 uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    user_id            uuid NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    session_id         uuid REFERENCES sessions (id) ON DELETE CASCADE,
+    prompt             text NOT NULL
+                       CONSTRAINT generation_jobs_prompt_check CHECK (length(btrim(prompt)) BETWEEN 1 AND 4000),
+    generated_prompt   text,
+    shot_type          text CONSTRAINT generation_jobs_shot_type_check CHECK (shot_type IN (
+                           'extreme_close_up', 'close_up', 'medium_close_up', 'medium', 'cowboy',
+                           'full', 'wide', 'extreme_wide', 'over_the_shoulder', 'point_of_view',
+                           'establishing', 'two_shot')),
+    camera_angle       text CONSTRAINT generation_jobs_camera_angle_check CHECK (camera_angle IN (
+                           'eye_level', 'high_angle', 'low_angle', 'birds_eye', 'worms_eye',
+                           'dutch_angle', 'overhead', 'aerial', 'over_the_shoulder')),
+    style              text CONSTRAINT generation_jobs_style_check CHECK (style IN (
+                           'photorealistic', 'cinematic', 'documentary', 'film_noir', 'vintage_film',
+                           'anime', 'illustration', 'watercolor', 'oil_painting', 'sketch',
+                           'render_3d', 'pixel_art', 'comic')),
+    location           text CONSTRAINT generation_jobs_location_check CHECK (length(location) <= 200),
+    lighting           text CONSTRAINT generation_jobs_lighting_check CHECK (length(lighting) <= 200),
+    weather            text CONSTRAINT generation_jobs_weather_check CHECK (length(weather) <= 200),
+    is_custom_enabled  boolean NOT NULL DEFAULT false,
+    aspect_ratio       text NOT NULL DEFAULT '1:1' CONSTRAINT generation_jobs_aspect_ratio_check
+                       CHECK (aspect_ratio IN ('1:1', '16:9', '9:16', '4:3', '3:4', '3:2', '2:3')),
+    number_of_shots    smallint NOT NULL DEFAULT 1
+                       CONSTRAINT generation_jobs_number_of_shots_check CHECK (number_of_shots BETWEEN 1 AND 10),
+    model_used         text,
+    status             text NOT NULL DEFAULT 'pending' CONSTRAINT generation_jobs_status_check
+                       CHECK (status IN ('pending', 'processing', 'completed', 'failed', 'cancelled')),
+    error_message      text,
+    generation_method  text CONSTRAINT generation_jobs_generation_method_check
+                       CHECK (generation_method IN ('openai', 'fallback', 'mixed')),
+    -- The client's Idempotency-Key and a hash of the request body it came with.
+    idempotency_key    text CONSTRAINT generation_jobs_idempotency_key_check
+                       CHECK (length(idempotency_key) BETWEEN 1 AND 255),
+    request_hash       text,
+    started_at         timestamptz,
+    completed_at       timestamptz,
+    created_at         timestamptz NOT NULL DEFAULT now(),
+    updated_at         timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE IF NOT EXISTS generated_images (
+    id                 uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    generation_job_id  uuid NOT NULL REFERENCES generation_jobs (id) ON DELETE CASCADE,
+    -- Denormalised from the job for faster per-user and per-session queries.
+    user_id            uuid NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    session_id         uuid REFERENCES sessions (id) ON DELETE CASCADE,
+    gcp_bucket_path    text NOT NULL CONSTRAINT generated_images_gcp_bucket_path_key UNIQUE,
+    gcp_url            text NOT NULL,
+    thumbnail_url      text,
+    file_name          text NOT NULL,
+    file_size          bigint NOT NULL CONSTRAINT generated_images_file_size_check CHECK (file_size > 0),
+    mime_type          text NOT NULL DEFAULT 'image/jpeg',
+    width              integer CONSTRAINT generated_images_width_check CHECK (width > 0),
+    height             integer CONSTRAINT generated_images_height_check CHECK (height > 0),
+    prompt_used        text,
+    generation_index   smallint NOT NULL
+                       CONSTRAINT generated_images_generation_index_check CHECK (generation_index BETWEEN 1 AND 10),
+    -- What produced this image ('openai' or 'fallback'); the job's method summarises these.
+    generation_method  text CONSTRAINT generated_images_generation_method_check
+                       CHECK (generation_method IN ('openai', 'fallback')),
+    created_at         timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT generated_images_job_index_key UNIQUE (generation_job_id, generation_index)
+);
+
+CREATE TABLE IF NOT EXISTS generation_job_reference_images (
+    id                  uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    generation_job_id   uuid NOT NULL REFERENCES generation_jobs (id) ON DELETE CASCADE,
+    reference_image_id  uuid NOT NULL REFERENCES reference_images (id) ON DELETE CASCADE,
+    created_at          timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT generation_job_reference_images_pair_key UNIQUE (generation_job_id, reference_image_id)
+);
+
+-- Indexes: foreign keys, statuses, and the (owner, time, id) keys every list pages by.
+CREATE INDEX IF NOT EXISTS sessions_user_updated_idx
+    ON sessions (user_id, updated_at DESC, id DESC);
+CREATE INDEX IF NOT EXISTS reference_images_user_uploaded_idx
+    ON reference_images (user_id, uploaded_at DESC, id DESC);
+CREATE INDEX IF NOT EXISTS reference_images_session_idx
+    ON reference_images (session_id);
+CREATE INDEX IF NOT EXISTS generation_jobs_user_created_idx
+    ON generation_jobs (user_id, created_at DESC, id DESC);
+CREATE INDEX IF NOT EXISTS generation_jobs_session_created_idx
+    ON generation_jobs (session_id, created_at DESC, id DESC);
+CREATE INDEX IF NOT EXISTS generation_jobs_status_idx
+    ON generation_jobs (status);
+-- The sweeper's scan: only unfinished jobs, oldest activity first.
+CREATE INDEX IF NOT EXISTS generation_jobs_active_idx
+    ON generation_jobs (updated_at) WHERE status IN ('pending', 'processing');
+CREATE UNIQUE INDEX IF NOT EXISTS generation_jobs_user_idempotency_key_idx
+    ON generation_jobs (user_id, idempotency_key) WHERE idempotency_key IS NOT NULL;
+CREATE INDEX IF NOT EXISTS generated_images_session_idx
+    ON generated_images (session_id, generation_job_id, generation_index);
+CREATE INDEX IF NOT EXISTS generated_images_session_created_idx
+    ON generated_images (session_id, created_at, id);
+CREATE INDEX IF NOT EXISTS generated_images_user_created_idx
+    ON generated_images (user_id, created_at DESC, id DESC);
+CREATE INDEX IF NOT EXISTS generation_job_reference_images_reference_idx
+    ON generation_job_reference_images (reference_image_id);
+
+-- Session bookkeeping. The first generated image of a session is its thumbnail; every image
+-- counts once. The UPDATE locks the session row, so concurrent inserts serialise here and the
+-- first committed image wins the thumbnail.
+CREATE OR REPLACE FUNCTION update_session_on_image_generation() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.session_id IS NOT NULL THEN
+        UPDATE sessions
+           SET generated_count    = generated_count + 1,
+               thumbnail_url      = COALESCE(thumbnail_url, NEW.gcp_url),
+               thumbnail_image_id = COALESCE(thumbnail_image_id, NEW.id)
+         WHERE id = NEW.session_id;
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
+-- When an image goes, the count follows; when the thumbnail image itself goes, the next first
+-- image of the session (by created_at, id) becomes the thumbnail, or none is left.
+CREATE OR REPLACE FUNCTION update_session_on_image_deletion() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    next_image record;
+BEGIN
+    IF OLD.session_id IS NULL THEN
+        RETURN NULL;
+    END IF;
+    UPDATE sessions
+       SET generated_count = GREATEST(generated_count - 1, 0)
+     WHERE id = OLD.session_id AND thumbnail_image_id IS DISTINCT FROM OLD.id;
+    IF NOT FOUND THEN
+        SELECT id, gcp_url INTO next_image
+          FROM generated_images
+         WHERE session_id = OLD.session_id
+         ORDER BY created_at, id
+         LIMIT 1;
+        UPDATE sessions
+           SET generated_count    = GREATEST(generated_count - 1, 0),
+               thumbnail_image_id = next_image.id,
+               thumbnail_url      = next_image.gcp_url
+         WHERE id = OLD.session_id;
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
+CREATE OR REPLACE TRIGGER update_session_on_image_generation
+    AFTER INSERT ON generated_images
+    FOR EACH ROW EXECUTE FUNCTION update_session_on_image_generation();
+
+CREATE OR REPLACE TRIGGER update_session_on_image_deletion
+    AFTER DELETE ON generated_images
+    FOR EACH ROW EXECUTE FUNCTION update_session_on_image_deletion();
+
+CREATE OR REPLACE TRIGGER sessions_set_updated_at
+    BEFORE UPDATE ON sessions
+    FOR EACH ROW EXECUTE FUNCTION set_updated_at();
+
+CREATE OR REPLACE TRIGGER generation_jobs_set_updated_at
+    BEFORE UPDATE ON generation_jobs
+    FOR EACH ROW EXECUTE FUNCTION set_updated_at();

@@ -1,0 +1,70 @@
+"""The Cloud SQL branch of the database layer, without a network: the connector is recorded."""
+
+from __future__ import annotations
+
+import sys
+import types
+from typing import ClassVar
+
+import pytest
+
+from shared import config, db
+
+
+class RecordingConnector:
+    instances: ClassVar[list[RecordingConnector]] = []
+
+    def __init__(self, **kwargs):
+        self.init_kwargs = kwargs
+        self.calls = []
+        RecordingConnector.instances.append(self)
+
+    def connect(self, instance, driver, **kwargs):
+        self.calls.append((instance, driver, kwargs))
+        raise ConnectionRefusedError("no network in unit tests")
+
+
+@pytest.fixture
+def recorded(monkeypatch):
+    module = types.ModuleType("google.cloud.sql.connector")
+    module.Connector = RecordingConnector
+    monkeypatch.setitem(sys.modules, "google.cloud.sql.connector", module)
+    RecordingConnector.instances.clear()
+    monkeypatch.setattr(db, "_connector", None)
+    for name in ("DATABASE_URL", "DB_HOST"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("INSTANCE_CONNECTION_NAME", "proj:europe-west1:imagegen")
+    monkeypatch.setenv("DB_USER", "render-image@proj.iam")
+    monkeypatch.setenv("DB_NAME", "imagegen")
+    monkeypatch.setenv("DB_IAM_AUTH", "true")
+    monkeypatch.setenv("DB_IP_TYPE", "private")
+    monkeypatch.setenv("DB_POOL_SIZE", "1")
+    config.settings.cache_clear()
+    db.dispose()
+    yield RecordingConnector.instances
+    db.dispose()
+    config.settings.cache_clear()
+
+
+def test_cloud_sql_branch_uses_one_lazy_connector_with_iam(recorded):
+    for _ in range(2):
+        with pytest.raises(Exception), db.transaction():  # noqa: B017 - any failure; the call is what matters
+            pass
+    assert len(recorded) == 1, "one Connector per process, shared by every connection"
+    connector = recorded[0]
+    assert connector.init_kwargs == {"refresh_strategy": "lazy"}
+    instance, driver, kwargs = connector.calls[0]
+    assert (instance, driver) == ("proj:europe-west1:imagegen", "pg8000")
+    assert kwargs["user"] == "render-image@proj.iam"
+    assert kwargs["db"] == "imagegen"
+    assert kwargs["enable_iam_auth"] is True
+    assert kwargs["password"] is None
+    assert kwargs["ip_type"] == "private"
+    assert db.engine().pool.size() == 1
+
+
+def test_cloud_sql_failure_to_connect_is_transient(recorded):
+    from shared.errors import Transient
+
+    with pytest.raises(Transient), db.transaction():
+        pass

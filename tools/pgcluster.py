@@ -1,0 +1,196 @@
+"""A local PostgreSQL 15 cluster for development and tests, as root or as a normal user.
+
+`initdb` refuses to run as root, so as root every server command runs as the `postgres` user,
+in a folder that user can reach. The cluster listens on 127.0.0.1 only, with password
+(SCRAM) authentication for TCP clients.
+
+    python -m tools.pgcluster start --dir .local/postgres --port 54329
+    python -m tools.pgcluster stop --dir .local/postgres
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import secrets
+import shutil
+import socket
+import stat
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+PG_BIN_DIRS = ("/usr/lib/postgresql/15/bin",)
+SERVICE_USER = "postgres"
+SUPERUSER = "postgres"
+
+
+def pg_bin(name: str) -> str:
+    """Path of a PostgreSQL 15 server binary."""
+    for folder in PG_BIN_DIRS:
+        candidate = Path(folder) / name
+        if candidate.exists():
+            return str(candidate)
+    found = shutil.which(name)
+    if found:
+        return found
+    raise RuntimeError(
+        f"PostgreSQL 15 server binary {name!r} not found (looked in {', '.join(PG_BIN_DIRS)} and "
+        "PATH). Install it with: apt-get install postgresql-15"
+    )
+
+
+def _as_root() -> bool:
+    return os.geteuid() == 0
+
+
+def _reachable_by_others(path: Path) -> bool:
+    """True when every existing ancestor of `path` lets other users traverse it."""
+    for folder in [path, *path.parents]:
+        if folder.exists() and not folder.stat().st_mode & stat.S_IXOTH:
+            return False
+    return True
+
+
+def resolve_root(preferred: Path) -> Path:
+    """Where the cluster really lives: `preferred`, or (as root, when the postgres user cannot
+    reach it) a folder under /tmp that `preferred` points to by a symlink."""
+    preferred = preferred.absolute()
+    if preferred.is_symlink():
+        return preferred.resolve()
+    if not _as_root() or _reachable_by_others(preferred.parent):
+        preferred.mkdir(parents=True, exist_ok=True)
+        return preferred
+    digest = hashlib.sha256(str(preferred).encode()).hexdigest()[:12]
+    real = Path(tempfile.gettempdir()) / f"imagegen-pg-{digest}"
+    real.mkdir(mode=0o755, exist_ok=True)
+    preferred.parent.mkdir(parents=True, exist_ok=True)
+    if preferred.exists():
+        shutil.rmtree(preferred)
+    preferred.symlink_to(real, target_is_directory=True)
+    return real
+
+
+def _run(args: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+    if _as_root():
+        args = ["runuser", "-u", SERVICE_USER, "--", *args]
+    return subprocess.run(args, check=True, capture_output=True, text=True, **kwargs)  # type: ignore[call-overload]
+
+
+def port_answers(port: int, host: str = "127.0.0.1") -> bool:
+    """True when something accepts TCP connections on the port."""
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
+class Cluster:
+    """One cluster in a folder: data/, postgres.log and the superuser's password."""
+
+    def __init__(self, root: Path, port: int, *, durable: bool = True) -> None:
+        self.root = resolve_root(root)
+        self.port = port
+        self.durable = durable
+        self.data = self.root / "data"
+        self.log = self.root / "postgres.log"
+
+    @property
+    def password(self) -> str:
+        return (self.root / "password").read_text().strip()
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql://{SUPERUSER}:{self.password}@127.0.0.1:{self.port}/{database}"
+
+    def init(self) -> None:
+        """Create the cluster once; a second call does nothing."""
+        if (self.data / "PG_VERSION").exists():
+            return
+        password_file = self.root / "password"
+        password_file.write_text(secrets.token_urlsafe(18) + "\n")
+        password_file.chmod(0o644)
+        if _as_root():
+            shutil.chown(self.root, user=SERVICE_USER)
+            self.root.chmod(0o755)
+        _run(
+            [
+                pg_bin("initdb"),
+                "-D",
+                str(self.data),
+                "-U",
+                SUPERUSER,
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+                f"--pwfile={password_file}",
+                "--encoding=UTF8",
+                "--locale=C.UTF-8",
+            ]
+        )
+
+    def start(self) -> None:
+        """Start the server unless the port already answers; wait until it accepts connections."""
+        self.init()
+        if port_answers(self.port):
+            return
+        options = [
+            f"-p {self.port}",
+            "-c listen_addresses=127.0.0.1",
+            f"-c unix_socket_directories={self.root}",
+            "-c max_connections=200",
+        ]
+        if not self.durable:
+            options += ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"]
+        try:
+            _run(
+                [
+                    pg_bin("pg_ctl"),
+                    "start",
+                    "-w",
+                    "-t",
+                    "60",
+                    "-D",
+                    str(self.data),
+                    "-l",
+                    str(self.log),
+                    "-o",
+                    " ".join(options),
+                ]
+            )
+        except subprocess.CalledProcessError as exc:
+            tail = self.log.read_text(errors="replace")[-2000:] if self.log.exists() else ""
+            raise RuntimeError(
+                f"PostgreSQL did not start (log {self.log}):\n{exc.stderr}\n{tail}"
+            ) from exc
+
+    def stop(self) -> None:
+        """Stop at once (fast mode: pooled clients do not keep it alive)."""
+        if (self.data / "postmaster.pid").exists():
+            _run([pg_bin("pg_ctl"), "stop", "-m", "fast", "-w", "-D", str(self.data)])
+
+    def destroy(self) -> None:
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("action", choices=["start", "stop", "url"])
+    parser.add_argument("--dir", type=Path, default=Path(".local/postgres"))
+    parser.add_argument("--port", type=int, default=54329)
+    args = parser.parse_args(argv)
+    cluster = Cluster(args.dir, args.port)
+    if args.action == "start":
+        cluster.start()
+        print(cluster.url("imagegen"))
+    elif args.action == "stop":
+        cluster.stop()
+    else:
+        print(cluster.url("imagegen"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
