@@ -2,14 +2,23 @@
 
 It answers the real ``openai`` client (pointed at it through ``base_url`` or
 ``OPENAI_BASE_URL``) on ``/v1/chat/completions``, ``/v1/images/generations`` and
-``/v1/images/edits`` with the real API's response and error shapes. Faults come two ways:
+``/v1/images/edits`` with the real API's response and error shapes, and renders cheap
+gradients of the requested size and format.
 
-* the control API under ``/_fake`` (latency, scripted faults consumed in order, recorded
-  requests, reset), for a test that owns the fake;
-* markers in an image prompt, for concurrent callers sharing one fake process:
-  ``[fake:moderation]`` (400 ``moderation_blocked``), ``[fake:500]``, ``[fake:429]`` and
-  ``[fake:slow=SECONDS]``. The chat answer keeps the user's text, so a marker given to the
-  prompt enhancer reaches the image call.
+Faults come two ways. The control API, for a test that owns the fake (the same methods
+exist on ``FakeOpenAI``):
+
+* ``POST /_fake/config`` ``{"latency_seconds": 2.0}``: latency added to every model call;
+* ``POST /_fake/faults`` ``[{"endpoint": "images"|"chat"|"any", "kind": "http"|
+  "moderation_blocked"|"timeout", "status": 400|429|500|503, "times": 1,
+  "retry_after": 0.1, "seconds": 3.0}]``: faults queued in order, each answered to the next
+  ``times`` calls of its endpoint (a timeout sleeps ``seconds``, then answers);
+* ``GET /_fake/requests``: the recorded model calls; ``POST /_fake/reset``: forget all.
+
+Markers in an image prompt, for callers sharing one fake process: ``[fake:moderation]``
+(400 ``moderation_blocked``), ``[fake:500]``, ``[fake:429]`` (every attempt) and
+``[fake:slow=SECONDS]``. The chat answer keeps the user's text, so a marker given to the
+prompt enhancer reaches the image call.
 
 Run: ``python tools/fake_openai.py --host 127.0.0.1 --port 8790``.
 Use: ``with FakeOpenAI() as fake: OpenAI(base_url=fake.base_url, api_key="test")``.
@@ -131,6 +140,8 @@ class Fault:
             raise ValueError(f"endpoint must be images, chat or any: {raw!r}")
         if fault.kind not in ("http", "moderation_blocked", "timeout"):
             raise ValueError(f"kind must be http, moderation_blocked or timeout: {raw!r}")
+        if fault.kind == "timeout" and not fault.seconds:
+            raise ValueError(f"a timeout needs seconds > 0: {raw!r}")
         if fault.kind == "http" and fault.status not in HTTP_FAULTS:
             raise ValueError(f"status must be one of {sorted(HTTP_FAULTS)}: {raw!r}")
         if type(fault.times) is not int or fault.times < 1:
@@ -155,8 +166,7 @@ class FakeOpenAI:
     @property
     def url(self) -> str:
         """The server's root, where ``/_fake`` lives."""
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{self._server.server_address[0]!s}:{self._server.server_port}"
 
     @property
     def base_url(self) -> str:
@@ -214,7 +224,7 @@ class FakeOpenAI:
             self._faults.clear()
             self._records.clear()
 
-    def handle(
+    def _dispatch(
         self, method: str, path: str, headers: Message, body: bytes
     ) -> tuple[int, dict[str, Any], dict[str, str]]:
         """Answer one request: status, JSON body and extra headers."""
@@ -267,26 +277,33 @@ class FakeOpenAI:
         with self._lock:
             record.update(values)
 
-    def _misbehave(self, endpoint: str, prompt: str) -> None:
-        """Apply latency, the next scripted fault for ``endpoint``, and prompt markers."""
-        slow = SLOW_MARKER.search(prompt) if endpoint == "images" else None
+    def _misbehave(self, endpoint: str) -> None:
+        """Wait the configured latency, then apply the next scripted fault for ``endpoint``."""
         with self._lock:
-            delay = self._latency + (float(slow.group(1)) if slow else 0.0)
+            latency = self._latency
             fault = next((f for f in self._faults if f.endpoint in (endpoint, "any")), None)
             if fault is not None:
                 fault.times -= 1
                 if fault.times == 0:
                     self._faults.remove(fault)
-        self._sleep(delay)
-        if fault is not None and fault.kind == "timeout":
+        self._sleep(latency)
+        if fault is None:
+            return
+        if fault.kind == "timeout":
             self._sleep(fault.seconds)
-        elif fault is not None and fault.kind == "moderation_blocked":
+        elif fault.kind == "moderation_blocked":
             raise moderation_blocked()
-        elif fault is not None:
+        else:
             raise http_fault(fault.status, fault.retry_after)
-        if endpoint == "images" and "[fake:500]" in prompt:
+
+    def _obey_markers(self, prompt: str) -> None:
+        """Slow down or fail as the markers of an image prompt say."""
+        slow = SLOW_MARKER.search(prompt)
+        if slow:
+            self._sleep(float(slow.group(1)))
+        if "[fake:500]" in prompt:
             raise http_fault(500)
-        if endpoint == "images" and "[fake:429]" in prompt:
+        if "[fake:429]" in prompt:
             raise http_fault(429)
 
     def _sleep(self, seconds: float) -> None:
@@ -302,7 +319,7 @@ class FakeOpenAI:
         if not isinstance(messages, list) or not messages:
             raise ApiError(400, "Missing required parameter: 'messages'.", param="messages")
         _refuse_streaming(params)
-        self._misbehave("chat", text)
+        self._misbehave("chat")
         content = f"Cinematic, {text}, dramatic lighting, shallow depth of field, 35mm film grain"
         prompt_tokens, completion_tokens = len(text.split()), len(content.split())
         return {
@@ -343,10 +360,10 @@ class FakeOpenAI:
 
     def _image_answer(self, params: dict[str, Any], references: int) -> dict[str, Any]:
         """Validate an image request as the real API does, then render its images."""
-        model, prompt = params.get("model"), params.get("prompt")
-        _require(model, "model")
-        _require(prompt, "prompt")
-        self._misbehave("images", prompt)
+        model = _require(params.get("model"), "model")
+        prompt = _require(params.get("prompt"), "prompt")
+        self._misbehave("images")
+        self._obey_markers(prompt)
         if model in RETIRED_MODELS or not (
             model.startswith("gpt-image-2") or model in STANDARD_SIZE_MODELS
         ):
@@ -491,7 +508,7 @@ def _check_reference(name: str, content_type: str, data: bytes) -> None:
         raise ApiError(400, f"Invalid image file '{name}'.", param=name) from error
 
 
-def _require(value: object, name: str) -> None:
+def _require(value: object, name: str) -> str:
     if not isinstance(value, str) or not value:
         raise ApiError(
             400,
@@ -499,6 +516,7 @@ def _require(value: object, name: str) -> None:
             param=name,
             code="missing_required_parameter",
         )
+    return value
 
 
 def _refuse_streaming(params: dict[str, Any]) -> None:
@@ -609,7 +627,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(413, ApiError(413, "The request body is too large.").body, {})
             return
         body = self.rfile.read(int(length))
-        self._send(*self.server.fake.handle(self.command, self.path, self.headers, body))
+        self._send(*self.server.fake._dispatch(self.command, self.path, self.headers, body))
 
     def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str]) -> None:
         data = json.dumps(payload).encode()
