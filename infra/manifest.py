@@ -17,7 +17,7 @@ MANIFEST = ROOT / "infra" / "functions.toml"
 TRIGGERS = ("http", "gcs_finalize", "pubsub")
 GCS_FINALIZED = "google.cloud.storage.object.v1.finalized"
 PUBSUB_PUBLISHED = "google.cloud.pubsub.topic.v1.messagePublished"
-OPENAI_SECRET_ID = "openai-api-key"
+OPENAI_SECRET_ID = "openai-api-key"  # noqa: S105 (the secret's name, not its value)
 # Environment variables the functions may read from Secret Manager, and the secret behind each.
 SECRETS = {"OPENAI_API_KEY": OPENAI_SECRET_ID}
 
