@@ -22,7 +22,7 @@ resource "google_pubsub_topic" "dead_letter" {
 }
 
 # Messages published to a topic without a subscription are lost: each dead-letter topic keeps
-# its messages in a pull subscription for inspection and replay (infra/replay_dead_letters.py).
+# its messages in a pull subscription for inspection and replay (infra/RUNBOOK.md, "Replaying a dead-letter topic").
 resource "google_pubsub_subscription" "dead_letter_hold" {
   for_each                   = local.dead_letter_topics
   name                       = "${each.key}-hold"
