@@ -1,0 +1,134 @@
+# Deployment settings. The function list itself comes from functions.auto.tfvars.json,
+# generated from infra/functions.toml by `python -m infra.tfvars` (never edit it by hand).
+
+variable "project_id" {
+  description = "GCP project id."
+  type        = string
+}
+
+variable "region" {
+  description = "Region of the functions, the bucket, the database and the triggers (the bucket and its finalize trigger must share a location)."
+  type        = string
+  default     = "us-central1"
+}
+
+variable "bucket_name" {
+  description = "Media bucket (uploads/, generated/, thumbnails, quarantine/). Globally unique."
+  type        = string
+  default     = "video-gen-image-bucket"
+}
+
+variable "frontend_origin" {
+  description = "The frontend's origin, allowed by the bucket's CORS (signed PUT uploads) and by the api (CORS_ORIGINS)."
+  type        = string
+}
+
+variable "quarantine_retention_days" {
+  description = "Objects under quarantine/ are deleted after this many days."
+  type        = number
+  default     = 30
+}
+
+variable "source_archive" {
+  description = "The archive built by `make package`; uploaded as source/<sha256>.zip."
+  type        = string
+  default     = "../../dist/source.zip"
+}
+
+variable "db_instance_name" {
+  type    = string
+  default = "imagegen-pg"
+}
+
+variable "db_name" {
+  type    = string
+  default = "imagegen"
+}
+
+variable "db_tier" {
+  description = "Cloud SQL machine type. max_connections in infra/functions.toml assumes db-custom-1-3840's default (100)."
+  type        = string
+  default     = "db-custom-1-3840"
+}
+
+variable "db_private_network" {
+  description = "VPC self link for a private-IP-only instance (needs private services access on that VPC). null = public IP, reached only through the Cloud SQL connector (no authorized networks)."
+  type        = string
+  default     = null
+}
+
+variable "vpc_connector" {
+  description = "Serverless VPC Access connector for the functions; required when db_private_network is set."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = (var.vpc_connector == null) == (var.db_private_network == null)
+    error_message = "Set db_private_network and vpc_connector together (private IP), or neither (public IP)."
+  }
+}
+
+variable "db_deletion_protection" {
+  type    = bool
+  default = true
+}
+
+variable "db_admin_iam_users" {
+  description = "People (emails) who run migrations and operate the database as IAM database users."
+  type        = list(string)
+  default     = []
+}
+
+variable "openai_secret_version" {
+  description = "Secret Manager version of the OpenAI key the functions read ('latest' or a number: a number makes a rotation an explicit deploy)."
+  type        = string
+  default     = "latest"
+}
+
+variable "auth_issuer" {
+  description = "ID token issuer; empty = the code's default (https://securetoken.google.com/<project>)."
+  type        = string
+  default     = ""
+}
+
+variable "auth_audience" {
+  description = "ID token audience; empty = the code's default (the project id)."
+  type        = string
+  default     = ""
+}
+
+# ---- generated from infra/functions.toml (functions.auto.tfvars.json) ----
+
+variable "functions" {
+  description = "The manifest's functions, keyed by name."
+  type = map(object({
+    entry_point           = string
+    trigger               = string
+    topic                 = string
+    object_prefix         = string
+    dead_letter_topic     = string
+    max_delivery_attempts = number
+    timeout_seconds       = number
+    memory                = string
+    max_instances         = number
+    pool_size             = number
+    retry                 = bool
+    publishes             = list(string)
+    secrets               = list(string)
+    signs_urls            = bool
+  }))
+}
+
+variable "topics" {
+  description = "The manifest's topics (key = config name, value = topic name)."
+  type        = map(string)
+}
+
+variable "schedules" {
+  description = "Cloud Scheduler jobs: JSON bodies published to a topic on a cron."
+  type = map(object({
+    cron  = string
+    body  = string
+    topic = string
+  }))
+}

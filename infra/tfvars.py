@@ -1,0 +1,70 @@
+"""Writes infra/terraform/functions.auto.tfvars.json from infra/functions.toml.
+
+Terraform cannot read TOML, so the manifest reaches it as a generated, committed tfvars file:
+    python -m infra.tfvars           # rewrite it
+    python -m infra.tfvars --check   # exit 1 if it is out of date (tests/infra runs this check)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from infra import manifest
+
+TFVARS = manifest.ROOT / "infra" / "terraform" / "functions.auto.tfvars.json"
+
+
+def render(m: manifest.Manifest) -> str:
+    functions = {
+        f.name: {
+            "entry_point": f.entry_point,
+            "trigger": f.trigger,
+            "topic": f.topic,
+            "object_prefix": f.object_prefix,
+            "dead_letter_topic": f.dead_letter_topic,
+            "max_delivery_attempts": f.max_delivery_attempts,
+            "timeout_seconds": f.timeout_seconds,
+            "memory": f.memory,
+            "max_instances": f.max_instances,
+            "pool_size": f.pool_size,
+            "retry": f.retry,
+            "publishes": list(f.publishes),
+            "secrets": list(f.secrets),
+            "signs_urls": f.signs_urls,
+        }
+        for f in m.functions
+    }
+    schedules = {
+        s.name: {"cron": s.cron, "body": s.body, "topic": f.topic}
+        for f in m.functions
+        for s in f.schedules
+    }
+    document = {
+        "functions": functions,
+        "topics": m.topics,
+        "schedules": schedules,
+    }
+    return json.dumps(document, indent=2, sort_keys=True) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="fail if the file is out of date")
+    parser.add_argument("--out", type=Path, default=TFVARS)
+    args = parser.parse_args(argv)
+    text = render(manifest.load())
+    if args.check:
+        if not args.out.exists() or args.out.read_text() != text:
+            print(f"{args.out} is out of date: run python -m infra.tfvars", file=sys.stderr)
+            return 1
+        return 0
+    args.out.write_text(text)
+    print(args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
