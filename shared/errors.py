@@ -16,6 +16,7 @@ class AppError(Exception):
     code = "internal"
     http_status = 500
     retryable = False
+    retry_after: int | None = None
 
     def __init__(self, message: str, *, details: Any = None, code: str | None = None) -> None:
         super().__init__(message)
@@ -49,6 +50,11 @@ class Forbidden(AppError):
 class NotFound(AppError):
     code = "not_found"
     http_status = 404
+
+
+class MethodNotAllowed(AppError):
+    code = "method_not_allowed"
+    http_status = 405
 
 
 class Conflict(AppError):

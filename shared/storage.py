@@ -1,0 +1,204 @@
+"""Cloud Storage: object names, canonical URLs, signed URLs, ranged reads and writes.
+
+One client per process, created on first use. With STORAGE_EMULATOR_HOST set (the local stack)
+the client talks to the emulator anonymously and signed URLs point at the emulator, signed with
+the local throwaway key in SIGNING_CREDENTIALS_FILE. On GCP, URLs are signed through IAM
+signBlob with the function's own service account.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import quote, unquote, urlsplit
+
+from google.api_core import exceptions as gexc
+from google.cloud.storage import Blob, Bucket, Client
+
+from shared import config
+from shared.errors import NotFound, Transient
+
+_lock = threading.Lock()
+_client: Client | None = None
+
+UPLOADS_PREFIX = "uploads/"
+GENERATED_PREFIX = "generated/"
+THUMBNAILS_PREFIX = "thumbnails/"
+QUARANTINE_PREFIX = "quarantine/"
+CANONICAL_HOST = "https://storage.googleapis.com"
+
+
+def _emulator() -> str | None:
+    host = os.environ.get("STORAGE_EMULATOR_HOST")
+    if host and not host.startswith("http"):
+        host = f"http://{host}"
+    return host
+
+
+def client() -> Client:
+    """The process's storage client."""
+    global _client
+    if _client is None:
+        with _lock:
+            if _client is None:
+                project = config.settings().project
+                if _emulator():
+                    from google.auth.credentials import AnonymousCredentials
+
+                    _client = Client(project=project, credentials=AnonymousCredentials())
+                else:
+                    _client = Client(project=project)
+    return _client
+
+
+def bucket() -> Bucket:
+    return client().bucket(config.settings().bucket)
+
+
+def timestamp(now: datetime | None = None) -> str:
+    """The timestamp used in object names: sortable, UTC, to the microsecond."""
+    return (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%S%fZ")
+
+
+def upload_object_name(user_id: Any, safe_file_name: str, now: datetime | None = None) -> str:
+    return f"{UPLOADS_PREFIX}{user_id}/{timestamp(now)}_{safe_file_name}"
+
+
+def generated_object_name(job_id: Any, index: int, job_created_at: datetime) -> str:
+    """The name of a shot's image; derived from the job, so a retried render writes the same."""
+    return f"{GENERATED_PREFIX}{job_id}/{index}_{timestamp(job_created_at)}.jpg"
+
+
+def thumbnail_object_name(image_object_name: str) -> str:
+    return THUMBNAILS_PREFIX + image_object_name
+
+
+def bucket_path(object_name: str) -> str:
+    """The design's `gcp_bucket_path`: "{bucket}/{object name}"."""
+    return f"{config.settings().bucket}/{object_name}"
+
+
+def object_name_from_bucket_path(path: str) -> str:
+    prefix = config.settings().bucket + "/"
+    if not path.startswith(prefix):
+        raise ValueError(f"{path!r} is not in bucket {config.settings().bucket!r}")
+    return path[len(prefix) :]
+
+
+def canonical_url(object_name: str) -> str:
+    """The object's permanent URL (the bucket is private: clients get signed URLs instead)."""
+    return f"{CANONICAL_HOST}/{config.settings().bucket}/{quote(object_name)}"
+
+
+def object_name_from_url(url: str) -> str:
+    path = unquote(urlsplit(url).path).lstrip("/")
+    return object_name_from_bucket_path(path)
+
+
+def _signing_arguments() -> dict[str, Any]:
+    credentials_file = os.environ.get("SIGNING_CREDENTIALS_FILE")
+    if credentials_file:
+        from google.oauth2 import service_account
+
+        return {
+            "credentials": service_account.Credentials.from_service_account_file(credentials_file)
+        }
+    import google.auth
+    import google.auth.transport.requests
+
+    credentials, _ = google.auth.default()
+    credentials.refresh(google.auth.transport.requests.Request())
+    return {
+        "service_account_email": getattr(credentials, "service_account_email", None),
+        "access_token": credentials.token,
+    }
+
+
+def signed_url(
+    object_name: str,
+    *,
+    method: str = "GET",
+    content_type: str | None = None,
+    headers: dict[str, str] | None = None,
+    ttl_seconds: int | None = None,
+) -> tuple[str, datetime]:
+    """A V4 signed URL for one object and method, and when it expires."""
+    ttl = ttl_seconds or config.settings().signed_url_ttl_seconds
+    expires_at = datetime.now(UTC) + timedelta(seconds=ttl)
+    url = (
+        bucket()
+        .blob(object_name)
+        .generate_signed_url(
+            version="v4",
+            expiration=timedelta(seconds=ttl),
+            method=method,
+            content_type=content_type,
+            headers=headers,
+            api_access_endpoint=_emulator(),
+            **_signing_arguments(),
+        )
+    )
+    return url, expires_at
+
+
+def _transient(exc: Exception) -> Transient:
+    return Transient(f"storage is unavailable: {type(exc).__name__}")
+
+
+_RETRYABLE = (
+    gexc.ServerError,
+    gexc.TooManyRequests,
+    gexc.RequestRangeNotSatisfiable,
+    ConnectionError,
+    TimeoutError,
+)
+
+
+def read_range(object_name: str, start: int, end: int, generation: int | None = None) -> bytes:
+    """Bytes start..end (inclusive) of one object generation."""
+    try:
+        return (
+            bucket()
+            .blob(object_name, generation=generation)
+            .download_as_bytes(start=start, end=end, checksum=None)
+        )
+    except gexc.NotFound as exc:
+        raise NotFound(f"object {object_name} is gone") from exc
+    except _RETRYABLE as exc:
+        raise _transient(exc) from exc
+
+
+def read(object_name: str) -> bytes:
+    try:
+        return bucket().blob(object_name).download_as_bytes()
+    except gexc.NotFound as exc:
+        raise NotFound(f"object {object_name} is gone") from exc
+    except _RETRYABLE as exc:
+        raise _transient(exc) from exc
+
+
+def write(
+    object_name: str, data: bytes, content_type: str, metadata: dict[str, str] | None = None
+) -> Blob:
+    """Write (or overwrite: deterministic names make retries idempotent) one object."""
+    blob = bucket().blob(object_name)
+    if metadata:
+        blob.metadata = metadata
+    try:
+        blob.upload_from_string(data, content_type=content_type)
+    except _RETRYABLE as exc:
+        raise _transient(exc) from exc
+    return blob
+
+
+def delete(object_name: str) -> bool:
+    """Delete an object; False if it was already gone."""
+    try:
+        bucket().blob(object_name).delete()
+    except gexc.NotFound:
+        return False
+    except _RETRYABLE as exc:
+        raise _transient(exc) from exc
+    return True
