@@ -1,7 +1,7 @@
 """Identify an uploaded image from as few bytes as possible, and refuse anything unsafe.
 
 `inspect` fetches bytes through a `read_range(start, end_inclusive)` callable (a ranged GCS
-download in production), so it reads the header and a short tail, never the whole object.
+download in production), so it reads the headers and a short tail, not the image data.
 The format is sniffed from the content, never from the name. JPEG and PNG headers are parsed by
 Pillow's plugins, constructed directly rather than through `Image.open` so that our own limits,
 not Pillow's global bomb check (and its process-wide warning), decide what is too big. WebP is
