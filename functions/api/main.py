@@ -1,14 +1,14 @@
-"""api: the HTTP function behind every /v1 route. Placeholder until the API issue lands."""
+"""api: the HTTP function behind every /v1 route of the frontend contract.
+
+Idempotency: reads are naturally safe; POST /v1/generations honours Idempotency-Key.
+"""
 
 import functions_framework
-from flask import Request
+from flask import Request, Response
 
-from shared import log
+from shared import auth, http, routes
 
 
 @functions_framework.http
-def api(request: Request) -> tuple[dict, int]:
-    log.info("request", action="api.request", path=request.path)
-    if request.path == "/v1/healthz":
-        return {"status": "ok"}, 200
-    return {"error": {"code": "not_found", "message": "no such route"}}, 404
+def api(request: Request) -> Response:
+    return http.dispatch(routes.router(), request, auth.authenticate)
