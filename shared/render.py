@@ -219,9 +219,8 @@ def _scene(spec: RenderSpec, size: tuple[int, int], rng: random.Random) -> tuple
         draw.ellipse((x - rx, y - ry, x + rx, y + ry), (236, 238, 242, 100))
     x = w * (0.34 if spec.references or rng.random() < 0.5 else 0.66)
     d = h * _match(spec.shot_type, _SHOTS, 0.09)
-    box = _figure(
-        draw, x, max(y_at(x) + 0.06 * h, 0.13 * h + 7.5 * d), d, _mix(colours[3], (0,) * 3, 0.5)
-    )
+    figure = _mix(_mix(colours[3], colours[0], 0.2), (0, 0, 0), 0.35)
+    box = _figure(image, x, max(y_at(x) + 0.06 * h, 0.13 * h + 7.5 * d), d, figure)
     vignette = Image.radial_gradient("L").resize((w, h))
     vignette = vignette.point(lambda v: v * (0.7 if light == "spot" else 0.4))
     image = Image.composite(Image.new("RGB", (w, h)), image, vignette)
@@ -229,12 +228,15 @@ def _scene(spec: RenderSpec, size: tuple[int, int], rng: random.Random) -> tuple
     return image, tuple(round(_SCALE * v) for v in box)
 
 
-def _figure(draw: ImageDraw.ImageDraw, x: float, base: float, d: float, colour: RGB) -> Box:
+def _figure(image: Image.Image, x: float, base: float, d: float, colour: RGB) -> Box:
     """The subject: a standing figure with head size d and feet at base; returns its box."""
     y = base - 7.5 * d
-    draw.ellipse((x - d / 2, y, x + d / 2, y + d), colour)
-    draw.rounded_rectangle((x - 1.05 * d, y + 1.1 * d, x + 1.05 * d, y + 4.2 * d), 0.8 * d, colour)
-    draw.rounded_rectangle((x - 0.7 * d, y + 3.6 * d, x + 0.7 * d, base), 0.45 * d, colour)
+    mask = Image.new("L", image.size)
+    draw = ImageDraw.Draw(mask)
+    draw.ellipse((x - d / 2, y, x + d / 2, y + d), 225)
+    draw.rounded_rectangle((x - 1.05 * d, y + 1.1 * d, x + 1.05 * d, y + 4.2 * d), 0.8 * d, 225)
+    draw.rounded_rectangle((x - 0.7 * d, y + 3.6 * d, x + 0.7 * d, base), 0.45 * d, 225)
+    image.paste(colour, mask=mask)
     return (x - 1.5 * d, y - 0.4 * d, x + 1.5 * d, base)
 
 
@@ -270,14 +272,13 @@ def _references(image: Image.Image, refs: Sequence[Image.Image], margin: int) ->
     """The reference images as framed prints along the top-right corner."""
     w, h = image.size
     draw = ImageDraw.Draw(image, "RGBA")
-    card = round(min(w, h) * (0.22 if len(refs) <= 2 else 0.15))
+    aspects = [min(ref.width / ref.height, 1.5) for ref in refs[:4]]
+    card = round(min(0.22 * min(w, h), 0.55 * w / (sum(aspects) + 0.2 * len(aspects) or 1)))
     border = max(4, card // 24)
     right = w - margin
     for ref in refs[:4]:
         thumb = ImageOps.contain(ref.convert("RGB"), (card * 3 // 2, card))
         left, bottom = right - thumb.width - 2 * border, margin + thumb.height + 2 * border
-        if left < w * 0.4:
-            break
         shadow = (left + border, margin + border, right + border, bottom + border)
         draw.rectangle(shadow, (0, 0, 0, 80))
         draw.rectangle((left, margin, right, bottom), (250, 249, 244))
