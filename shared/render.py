@@ -169,10 +169,8 @@ def _displayable(text: str) -> str:
 def _glow(image: Image.Image, x: float, y: float, r: float, colour: RGB, core: bool = True) -> None:
     """A soft radial glow of radius 4r, with a solid disc of radius r when core."""
     size = max(2, round(8 * r))
-    mask = (
-        Image.radial_gradient("L").resize((size, size)).point(lambda v: max(0, 181 - v) ** 2 // 180)
-    )
-    image.paste(colour, (round(x - size / 2), round(y - size / 2)), mask)
+    falloff = Image.radial_gradient("L").point(lambda v: max(0, 181 - v) ** 2 // 180)
+    image.paste(colour, (round(x - size / 2), round(y - size / 2)), falloff.resize((size, size)))
     if core:
         ImageDraw.Draw(image).ellipse((x - r, y - r, x + r, y + r), fill=colour)
 
@@ -221,9 +219,8 @@ def _scene(spec: RenderSpec, size: tuple[int, int], rng: random.Random) -> tuple
     d = h * _match(spec.shot_type, _SHOTS, 0.09)
     figure = _mix(_mix(colours[3], colours[0], 0.2), (0, 0, 0), 0.35)
     box = _figure(image, x, max(y_at(x) + 0.06 * h, 0.13 * h + 7.5 * d), d, figure)
-    vignette = Image.radial_gradient("L").resize((w, h))
-    vignette = vignette.point(lambda v: v * (0.7 if light == "spot" else 0.4))
-    image = Image.composite(Image.new("RGB", (w, h)), image, vignette)
+    vignette = Image.radial_gradient("L").point(lambda v: v * (0.7 if light == "spot" else 0.4))
+    image = Image.composite(Image.new("RGB", (w, h)), image, vignette.resize((w, h)))
     image = image.filter(ImageFilter.GaussianBlur(1.2)).resize(size, Image.Resampling.BILINEAR)
     return image, tuple(round(_SCALE * v) for v in box)
 
