@@ -86,7 +86,7 @@ def main(runs: int) -> None:
     for name, ms in rows:
         print(f"{name:<50} {ms:7.1f} {ms / bare:7.1f}")
     print(f"{'peak RSS after rendering (MiB)':<50} {rss_render:7.1f}")
-    print(f"{'peak RSS after making and loading a 12 MP JPEG (MiB)':<50} {peak_rss_mib():7.1f}")
+    print(f"{'peak RSS after making + loading a 12 MP JPEG (MiB)':<50} {peak_rss_mib():7.1f}")
 
 
 if __name__ == "__main__":
