@@ -46,7 +46,10 @@ down: venv
 package: venv
 	@$(BIN)/python -m tools.package
 
-status logs token bench:
+bench: venv
+	@for script in bench/bench_*.py; do echo "==> $$script"; $(BIN)/python $$script || exit 1; done
+
+status logs token:
 	@echo "make $@: not available yet (its issue has not landed)"; exit 1
 
 clean: down

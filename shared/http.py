@@ -13,8 +13,9 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
+from pydantic import BaseModel, ValidationError
 from werkzeug.wrappers import Request, Response
 
 from shared import config, log
@@ -27,6 +28,7 @@ from shared.errors import (
 )
 
 MAX_JSON_BYTES = 64 * 1024
+M = TypeVar("M", bound=BaseModel)
 
 
 @dataclass
@@ -55,6 +57,17 @@ class ApiRequest:
             raise InvalidInput("the body must be a JSON object", code="malformed_json")
         return body
 
+    def body(self, model: type[M]) -> M:
+        """The JSON body validated by a strict pydantic model; field errors are a 400."""
+        try:
+            return model.model_validate(self.json(), strict=True)
+        except ValidationError as exc:
+            details = [
+                {"field": ".".join(str(p) for p in e["loc"]), "problem": e["msg"]}
+                for e in exc.errors(include_url=False, include_input=False)
+            ]
+            raise InvalidInput("the body has invalid fields", details=details) from exc
+
     def query(self, name: str) -> str | None:
         return self.raw.args.get(name)
 
@@ -78,11 +91,16 @@ Handler = Callable[[ApiRequest], Reply]
 
 @dataclass(frozen=True)
 class Route:
+    """One route, with what the OpenAPI document says of it."""
+
     method: str
     template: str
     handler: Handler
     authenticated: bool
     pattern: re.Pattern[str]
+    body: type[BaseModel] | None = None
+    response: Any = None
+    summary: str = ""
 
 
 class Router:
