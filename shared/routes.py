@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 
-from shared import db
+from shared import db, generations
 from shared.http import ApiRequest, Reply, Router
 
 
@@ -28,4 +28,5 @@ def router() -> Router:
     table = Router()
     table.add("GET", "/v1/healthz", healthz, authenticated=False)
     table.add("GET", "/v1/me", me)
+    generations.register(table)
     return table

@@ -40,6 +40,10 @@ SELECT gi.*
  LIMIT :limit
 """
 
+_LIST_FOR_JOB = """
+SELECT * FROM generated_images WHERE generation_job_id = :job_id ORDER BY generation_index
+"""
+
 _DELETE_OWNED = "DELETE FROM generated_images WHERE id = :id AND user_id = :user_id RETURNING *"
 
 
@@ -58,6 +62,11 @@ def list_for_session(
     return rows(
         conn, _LIST_FOR_SESSION, {"session_id": session_id, "user_id": user_id, "limit": limit}
     )
+
+
+def list_for_job(conn: Connection, job_id: Any) -> list[dict[str, Any]]:
+    """A job's images by shot index."""
+    return rows(conn, _LIST_FOR_JOB, {"job_id": job_id})
 
 
 def delete_owned(conn: Connection, *, image_id: Any, user_id: Any) -> dict[str, Any] | None:
