@@ -78,9 +78,9 @@ def render_shot(job_id: Any, index: int) -> None:
         metadata = {"generation_method": shot.method}
         storage.write(name, shot.jpeg, "image/jpeg", metadata)
         storage.write(thumbnail, render.thumbnail_jpeg(shot.image)[0], "image/jpeg", metadata)
-        recorded, completed = _record(job, index, token, shot, name, thumbnail)
+        recorded, orphans, completed = _record(job, index, token, shot, name, thumbnail)
     if not recorded:
-        for object_name in (name, thumbnail):
+        for object_name in (name, thumbnail) if orphans else ():
             storage.delete(object_name)
         log.info("job finished meanwhile: shot discarded", action="render.discarded", index=index)
         return
@@ -148,12 +148,17 @@ def _decoded(data: bytes) -> Shot:
 
 def _record(
     job: dict[str, Any], index: int, token: str, shot: Shot, name: str, thumbnail: str
-) -> tuple[bool, dict[str, Any] | None]:
-    """(recorded, the job if this shot completed it), under the job's row lock."""
+) -> tuple[bool, bool, dict[str, Any] | None]:
+    """(recorded, orphaned objects, the job if this shot completed it), under the job's lock.
+
+    Not recorded: the job is gone or finished. The objects then belong to nobody, unless a
+    delivery that took over a lapsed claim recorded the shot under the same names first.
+    """
     with db.transaction() as conn:
         locked = jobs.lock(conn, job["id"])
         if locked is None or locked["status"] != "processing":
-            return False, None
+            orphans = locked is None or index in jobs.missing_shots(conn, job["id"])
+            return False, orphans, None
         generated_images.record(
             conn,
             job_id=job["id"],
@@ -178,7 +183,7 @@ def _record(
             fallback_model=FALLBACK_MODEL,
             event_lease_seconds=job_events.EVENT_LEASE_SECONDS,
         )
-    return True, completed
+    return True, False, completed
 
 
 def _refused(job_id: Any, index: int) -> None:

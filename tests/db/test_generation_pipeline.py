@@ -194,9 +194,10 @@ def test_a_content_policy_refusal_fails_the_job_with_a_clear_message(fake, cloud
     assert event["status"] == "failed" and "content policy" in event["error_message"]
 
 
-def test_duplicate_and_concurrent_deliveries_record_each_shot_once(cloud):
+def test_duplicate_and_concurrent_deliveries_render_each_shot_once(fake, cloud):
     job = submit(number_of_shots=4)
     planning.plan(job["id"])
+    fake.configure(latency_seconds=0.3)  # long enough for the duplicates to overlap
     deliveries = [i for i in (1, 2, 3, 4) for _ in range(3)]  # every shot three times at once
     outcomes: list[str] = []
     lock = threading.Lock()
@@ -218,19 +219,34 @@ def test_duplicate_and_concurrent_deliveries_record_each_shot_once(cloud):
     assert current(job)["status"] == "completed"
     assert [i["generation_index"] for i in images_of(job)] == [1, 2, 3, 4]
     assert len(cloud.objects(f"generated/{job['id']}/")) == 4
+    assert [c["path"] for c in fake.requests()].count("/v1/images/generations") == 4
+    assert "retry" in outcomes
     assert len(cloud.messages("generation-events", job["id"], at_least=1, timeout=2)) == 1
 
 
 def test_the_last_shots_finishing_together_complete_the_job_once(cloud):
-    job = submit(number_of_shots=6)
+    # GIVEN a job without a session (whose trigger would serialise the inserts by chance) and
+    # commits slowed down, so that the recording transactions of all shots overlap
+    with db.transaction() as conn:
+        owner = make.user(conn)
+        job = make.job(conn, owner, None, number_of_shots=4)
+        db.execute(
+            conn,
+            """CREATE FUNCTION slow_insert() RETURNS trigger LANGUAGE plpgsql AS
+               $$ BEGIN PERFORM pg_sleep(0.3); RETURN NULL; END $$;
+               CREATE CONSTRAINT TRIGGER slow_commit AFTER INSERT ON generated_images
+               DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION slow_insert()""",
+        )
     planning.plan(job["id"])
 
-    with ThreadPoolExecutor(6) as pool:
-        list(pool.map(lambda i: rendering.render_shot(job["id"], i), range(1, 7)))
+    # WHEN every shot renders at once
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda i: rendering.render_shot(job["id"], i), range(1, 5)))
 
+    # THEN exactly one of them completed the job, and announced it
     assert current(job)["status"] == "completed"
-    assert len(images_of(job)) == 6
-    assert len(cloud.messages("generation-events", job["id"], at_least=1, timeout=2)) == 1
+    assert len(images_of(job)) == 4
+    assert len(cloud.messages("generation-events", job["id"], at_least=2, timeout=2)) == 1
 
 
 def test_duplicate_plan_deliveries_publish_the_shots_once(cloud):
