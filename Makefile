@@ -27,14 +27,23 @@ lint: venv
 test: lint
 	$(BIN)/pytest -ra
 
+# The local cloud stack (tools/stack): see README, "Local stack".
 up: venv
-	@$(BIN)/python -m tools.pgcluster start --dir .local/postgres --port $${PG_PORT:-54329} >/dev/null
-	@echo "PostgreSQL up on 127.0.0.1:$${PG_PORT:-54329} (the rest of the local stack lands with its issue)"
+	@$(BIN)/python -m tools.stack up
 
 down: venv
-	@$(BIN)/python -m tools.pgcluster stop --dir .local/postgres
+	@$(BIN)/python -m tools.stack down
 
-status logs token bench package:
+status: venv
+	@$(BIN)/python -m tools.stack status
+
+logs: venv
+	@$(BIN)/python -m tools.stack logs $(SERVICE) --lines $(or $(LINES),30)
+
+token: venv
+	@$(BIN)/python -m tools.stack token "$(USER)"
+
+bench package:
 	@echo "make $@: not available yet (its issue has not landed)"; exit 1
 
 clean: down
