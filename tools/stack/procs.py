@@ -21,7 +21,7 @@ from pathlib import Path
 
 from tools.pgcluster import port_answers
 
-__all__ = ["http_answers", "port_answers", "running_pid", "spawn", "stop"]
+__all__ = ["group_alive", "http_answers", "port_answers", "running_pid", "spawn", "stop"]
 
 
 def _start_time(pid: int) -> str | None:
@@ -72,7 +72,7 @@ def _stat(pid: int | str) -> list[str] | None:
         return None
 
 
-def _group_alive(pgid: int) -> bool:
+def group_alive(pgid: int) -> bool:
     """True while a process of the group runs (zombies waiting for their reaper do not count)."""
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -89,13 +89,13 @@ def stop(pid_file: Path, timeout: float = 8.0) -> int | None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        while _group_alive(pid) and time.monotonic() < deadline:
+        while group_alive(pid) and time.monotonic() < deadline:
             _reap(pid)
             time.sleep(0.1)
-        if _group_alive(pid):
+        if group_alive(pid):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
-            while _group_alive(pid) and time.monotonic() < deadline + 3:
+            while group_alive(pid) and time.monotonic() < deadline + 3:
                 _reap(pid)
                 time.sleep(0.05)
     pid_file.unlink(missing_ok=True)
