@@ -6,15 +6,12 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from tools.manifest import ROOT, Manifest
 from tools.pgcluster import Cluster
 from tools.stack import emulator
 from tools.stack.config import CERTS_PATH, DB_NAME, HOST, StackConfig
 from tools.stack.procs import http_answers, port_answers
-
-BIN = Path(sys.executable).parent
 
 
 @dataclass
@@ -77,7 +74,7 @@ def function_env(config: StackConfig, spec: Manifest, name: str, db_url: str) ->
 
 def build(config: StackConfig, spec: Manifest, db_url: str) -> list[Service]:
     """Every service, in start order: PostgreSQL first, the functions last."""
-    python = str(BIN / "python")
+    python = sys.executable
     base = child_env(config)
     services = [
         Service("postgres", config.pg_port),
@@ -93,7 +90,9 @@ def build(config: StackConfig, spec: Manifest, db_url: str) -> list[Service]:
             config.gcs_port,
             probe_url=f"{config.storage_host}/storage/v1/b/{config.bucket}",
             command=lambda: [
-                str(BIN / "gcp-storage-emulator"),
+                python,
+                "-m",
+                "gcp_storage_emulator",
                 "--data-dir",
                 str(config.gcs_data),
                 "start",
@@ -121,7 +120,7 @@ def build(config: StackConfig, spec: Manifest, db_url: str) -> list[Service]:
     ]
     for f in spec.functions:
         port = config.function_ports[f.name]
-        cmd = [str(BIN / "functions-framework"), "--source", str(ROOT / f.source)]
+        cmd = [python, "-m", "functions_framework", "--source", str(ROOT / f.source)]
         cmd += ["--target", f.entry_point, f"--host={HOST}", f"--port={port}"]
         probe = f"http://{HOST}:{port}" + ("/v1/healthz" if f.trigger == "http" else "/")
         services.append(
