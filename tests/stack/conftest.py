@@ -26,11 +26,14 @@ from tools.stack.procs import http_answers
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def run_stack(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    """`python -m tools.stack ...` as `make` runs it; output captured."""
+def run_stack(
+    *args: str, timeout: float = 180, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`python -m tools.stack ...` as `make` runs it (with `env` added); output captured."""
     return subprocess.run(
         [sys.executable, "-m", "tools.stack", *args],
         cwd=ROOT,
+        env={**os.environ, **(env or {})},
         capture_output=True,
         text=True,
         timeout=timeout,

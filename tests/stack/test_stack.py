@@ -157,6 +157,32 @@ def test_failed_deliveries_are_retried_until_the_function_heals(
             assert after[name]["pid"] == row["pid"], name
 
 
+def test_restarted_relay_resends_nothing_and_schedules_are_published(
+    stack: Stack, bucket: storage.Bucket
+) -> None:
+    # GIVEN an object already delivered
+    blob = bucket.blob(f"uploads/{uuid.uuid4()}/{int(time.time())}_once.png")
+    offset = stack.log_size("register-upload")
+    blob.upload_from_string(b"once", content_type="image/png")
+    stack.wait_for_log("register-upload", blob.name, offset)
+    # WHEN the relay restarts with a one-second schedule
+    assert run_stack("down", "--only", "relay").returncode == 0
+    relay_log, maintenance_log = stack.log_size("relay"), stack.log_size("maintenance")
+    try:
+        assert run_stack("up", env={"STACK_SCHEDULE_SECONDS": "1"}).returncode == 0
+        published = stack.wait_for_log("relay", "scheduler.published", relay_log, timeout=15)
+        # THEN the maintenance function gets the schedule's message
+        line = stack.wait_for_log(
+            "maintenance", f'"event_id": "{published["message_id"]}"', maintenance_log
+        )
+        assert line["type"] == "google.cloud.pubsub.topic.v1.messagePublished"
+    finally:
+        assert run_stack("down", "--only", "relay").returncode == 0
+        assert run_stack("up").returncode == 0
+    # AND the object delivered before the restart was not sent again
+    assert blob.name not in stack.config.log("relay").read_bytes()[relay_log:].decode()
+
+
 def test_up_twice_is_idempotent(stack: Stack) -> None:
     before = stack.status()
     result = run_stack("up")
