@@ -49,7 +49,9 @@ def emulator_command(port: int) -> list[str]:
     java_home = os.environ.get("JAVA_HOME")
     java = str(Path(java_home) / "bin" / "java") if java_home else shutil.which("java")
     if not java or not Path(java).exists():
-        raise EmulatorMissing(INSTALL_HINT.format(what=f"found {jar} but no java on PATH"))
+        raise EmulatorMissing(
+            INSTALL_HINT.format(what=f"found {jar} but no java (JAVA_HOME or PATH)")
+        )
     # Serial GC and the C1 compiler only: faster start and about half the memory, same emulator.
     jvm = ["-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xss512k", "-Xmx256m"]
     return [java, *jvm, "-jar", str(jar), f"--host={HOST}", f"--port={port}"]
