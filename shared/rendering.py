@@ -33,12 +33,14 @@ from shared.queries import generated_images, jobs
 from shared.vocabulary import FINISHED_STATUSES
 
 FALLBACK_MODEL = "pillow-fallback"
+THUMBNAIL_SIDE = 384
 
 
 @dataclass(frozen=True)
 class Shot:
     jpeg: bytes
-    image: Image.Image
+    size: tuple[int, int]
+    preview: Image.Image  # the image, or a cheaper reduced decode of it, for the thumbnail
     method: str  # 'openai' | 'fallback'
 
 
@@ -75,9 +77,7 @@ def render_shot(job_id: Any, index: int) -> None:
             return
         name = storage.generated_object_name(job_id, index, job["created_at"])
         thumbnail = storage.thumbnail_object_name(name)
-        metadata = {"generation_method": shot.method}
-        storage.write(name, shot.jpeg, "image/jpeg", metadata)
-        storage.write(thumbnail, render.thumbnail_jpeg(shot.image)[0], "image/jpeg", metadata)
+        _store(shot, name, thumbnail)
         recorded, orphans, completed = _record(job, index, token, shot, name, thumbnail)
     if not recorded:
         for object_name in (name, thumbnail) if orphans else ():
@@ -90,15 +90,14 @@ def render_shot(job_id: Any, index: int) -> None:
 
 
 def _references(job: dict[str, Any]) -> list[openai_images.Reference]:
-    with db.transaction() as conn:
-        rows = jobs.references(conn, job["id"])
+    """The job's reference images (listed by the claim), read from the bucket."""
     return [
         (
             r["file_name"],
             storage.read(storage.object_name_from_bucket_path(r["gcp_bucket_path"])),
             r["mime_type"],
         )
-        for r in rows
+        for r in job["reference_files"]
     ]
 
 
@@ -129,21 +128,32 @@ def _produce(job: dict[str, Any], index: int) -> Shot:
         references=tuple(render.load_reference(data) for _, data, _ in references),
     )
     image = render.render_fallback(spec)
-    return Shot(render.encode_jpeg(image), image, "fallback")
+    return Shot(render.encode_jpeg(image), image.size, image, "fallback")
 
 
 def _decoded(data: bytes) -> Shot:
-    """The model's image: kept as is when it is a JPEG, re-encoded otherwise."""
+    """The model's image: a JPEG is kept as is, and decoded only at a reduced scale for the
+    thumbnail; anything else is decoded and re-encoded."""
     try:
         with Image.open(io.BytesIO(data)) as opened:
-            opened.load()
+            size = opened.size
+            if opened.format == "JPEG":
+                opened.draft("RGB", (THUMBNAIL_SIDE, THUMBNAIL_SIDE))
+                return Shot(data, size, opened.convert("RGB"), "openai")
             image = opened.convert("RGB")
-            is_jpeg = opened.format == "JPEG"
     except (OSError, ValueError) as exc:
         raise openai_images.ModelRequestInvalid(
             "The image service returned no decodable image."
         ) from exc
-    return Shot(data if is_jpeg else render.encode_jpeg(image), image, "openai")
+    return Shot(render.encode_jpeg(image), size, image, "openai")
+
+
+def _store(shot: Shot, name: str, thumbnail: str) -> None:
+    """Write the image and its thumbnail (the names are the job's: a retry overwrites them)."""
+    metadata = {"generation_method": shot.method}
+    storage.write(name, shot.jpeg, "image/jpeg", metadata)
+    preview = render.thumbnail_jpeg(shot.preview, THUMBNAIL_SIDE)[0]
+    storage.write(thumbnail, preview, "image/jpeg", metadata)
 
 
 def _record(
@@ -169,8 +179,8 @@ def _record(
             thumbnail_url=storage.canonical_url(thumbnail),
             file_name=name.rsplit("/", 1)[1],
             file_size=len(shot.jpeg),
-            width=shot.image.width,
-            height=shot.image.height,
+            width=shot.size[0],
+            height=shot.size[1],
             prompt_used=job["generated_prompt"],
             generation_index=index,
             generation_method=shot.method,

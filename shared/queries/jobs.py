@@ -131,7 +131,13 @@ UPDATE generation_jobs j SET {_TAKE_LEASE}
    AND {_LEASE_FREE}
    AND NOT EXISTS (SELECT 1 FROM generated_images gi
                     WHERE gi.generation_job_id = j.id AND gi.generation_index = :index)
-RETURNING j.*
+RETURNING j.*,
+    (SELECT COALESCE(jsonb_agg(jsonb_build_object('file_name', ri.file_name,
+                'gcp_bucket_path', ri.gcp_bucket_path, 'mime_type', ri.mime_type)
+                ORDER BY gjri.created_at, ri.id), '[]')
+       FROM generation_job_reference_images gjri
+       JOIN reference_images ri ON ri.id = gjri.reference_image_id
+      WHERE gjri.generation_job_id = j.id) AS reference_files
 """
 
 _RENEW = """
@@ -311,6 +317,7 @@ def claim_plan(
 def claim_shot(
     conn: Connection, *, job_id: Any, index: int, token: str, seconds: float
 ) -> dict[str, Any] | None:
+    """The job with the shot's claim taken, and its `reference_files`; None if not claimable."""
     return one(conn, _CLAIM_SHOT, {**_lease(job_id, index, token, seconds), "index": index})
 
 

@@ -9,11 +9,11 @@ import uuid
 import openai
 import pytest
 
+from infra import manifest
 from shared import config, openai_images, planning, rendering
 from shared.errors import InvalidInput
 from shared.events import PubSubMessage
 from tests import imagefactory
-from tools import manifest
 from tools.fake_openai import FakeOpenAI
 
 JOB = {
@@ -169,3 +169,14 @@ def test_the_client_is_not_built_at_import():
 
     importlib.reload(openai_images)
     assert openai_images._client is None
+
+
+def test_a_model_jpeg_is_kept_and_anything_else_becomes_one():
+    jpeg = imagefactory.jpeg(1536, 864)
+    kept = rendering._decoded(jpeg)
+    assert kept.jpeg == jpeg and kept.size == (1536, 864)
+    assert max(kept.preview.size) < 1536  # decoded at a reduced scale, for the thumbnail only
+    converted = rendering._decoded(imagefactory.png(640, 480))
+    assert converted.jpeg[:2] == b"\xff\xd8" and converted.size == (640, 480)
+    with pytest.raises(openai_images.ModelRequestInvalid):
+        rendering._decoded(b"not an image")
