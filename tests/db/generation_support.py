@@ -1,7 +1,8 @@
 """Stand-ins for the generation tests on a real PostgreSQL: the official Pub/Sub emulator, the
 GCS emulator and a throwaway signing key, started once per test process and stopped at exit.
 
-`cloud()` returns them (or skips the test when the Pub/Sub emulator is not installed); the
+`cloud()` returns them (or skips the test when the Pub/Sub emulator is not installed);
+`Cloud.use(monkeypatch)` points the code's settings and clients at them for one test, and the
 `Cloud` reads what the code published through pull subscriptions, as the local stack's tails do.
 """
 
@@ -11,7 +12,6 @@ import atexit
 import contextlib
 import glob
 import json
-import os
 import shutil
 import socket
 import subprocess
@@ -107,30 +107,38 @@ class Cloud:
         atexit.register(self.stop)
         _wait_for_port(self.pubsub_port, self.processes[0], "the Pub/Sub emulator")
         _wait_for_port(self.storage_port, self.processes[1], "the GCS emulator")
-        os.environ.update(
-            {
-                "PUBSUB_EMULATOR_HOST": f"127.0.0.1:{self.pubsub_port}",
-                "STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{self.storage_port}",
-                "SIGNING_CREDENTIALS_FILE": str(_signing_key(self.folder)),
-                "GCP_PROJECT": PROJECT,
-                "BUCKET_NAME": BUCKET,
-            }
-        )
-        from google.cloud import pubsub_v1
+        self.environ = {
+            "PUBSUB_EMULATOR_HOST": f"127.0.0.1:{self.pubsub_port}",
+            "STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{self.storage_port}",
+            "SIGNING_CREDENTIALS_FILE": str(_signing_key(self.folder)),
+            "GCP_PROJECT": PROJECT,
+            "BUCKET_NAME": BUCKET,
+        }
+        with pytest.MonkeyPatch.context() as patch:
+            self.use(patch)
+            from google.cloud import pubsub_v1
 
-        from shared import storage
+            from shared import storage
 
-        self.subscriber = pubsub_v1.SubscriberClient()
-        publisher = pubsub_v1.PublisherClient()
-        for topic in TOPICS:
-            publisher.create_topic(name=publisher.topic_path(PROJECT, topic), timeout=10)
-            self.subscriber.create_subscription(
-                name=self._subscription(topic),
-                topic=publisher.topic_path(PROJECT, topic),
-                timeout=10,
-            )
-        storage.client().create_bucket(BUCKET)
+            self.subscriber = pubsub_v1.SubscriberClient()
+            publisher = pubsub_v1.PublisherClient()
+            for topic in TOPICS:
+                publisher.create_topic(name=publisher.topic_path(PROJECT, topic), timeout=10)
+                self.subscriber.create_subscription(
+                    name=self._subscription(topic),
+                    topic=publisher.topic_path(PROJECT, topic),
+                    timeout=10,
+                )
+            self.storage = storage.client()
+            self.storage.create_bucket(BUCKET)
+        forget_clients()
         self.seen: dict[str, list[dict[str, Any]]] = defaultdict(list)
+
+    def use(self, patch: pytest.MonkeyPatch) -> None:
+        """Point settings and clients at these emulators until `patch` is undone."""
+        for name, value in self.environ.items():
+            patch.setenv(name, value)
+        forget_clients()
 
     def _subscription(self, topic: str) -> str:
         return self.subscriber.subscription_path(PROJECT, f"{topic}-tail")
@@ -169,9 +177,7 @@ class Cloud:
             time.sleep(0.05)
 
     def objects(self, prefix: str) -> list[str]:
-        from shared import storage
-
-        return sorted(b.name for b in storage.client().list_blobs(BUCKET, prefix=prefix))
+        return sorted(b.name for b in self.storage.list_blobs(BUCKET, prefix=prefix))
 
     def stop(self) -> None:
         for process in self.processes:
@@ -185,6 +191,16 @@ class Cloud:
 
 
 _cloud: Cloud | None = None
+
+
+def forget_clients() -> None:
+    """Drop the process's cached settings and clients, so the next use reads the environment."""
+    from shared import config, openai_images, pubsub, storage
+
+    config.settings.cache_clear()
+    pubsub._publisher = None
+    storage._client = None
+    openai_images._client = None
 
 
 def cloud() -> Cloud:

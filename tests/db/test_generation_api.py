@@ -20,10 +20,12 @@ from tests.db import generation_support as support
 @pytest.fixture
 def cloud(database, monkeypatch):
     emulators = support.cloud()
+    emulators.use(monkeypatch)
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     config.settings.cache_clear()
     yield emulators
-    config.settings.cache_clear()
+    monkeypatch.undo()
+    support.forget_clients()
 
 
 @pytest.fixture

@@ -22,11 +22,13 @@ from tools.fake_openai import FakeOpenAI
 def cloud(database, monkeypatch):
     """A fresh database, the emulators, and OpenAI switched off (the fallback renders)."""
     emulators = support.cloud()
+    emulators.use(monkeypatch)
     for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_FALLBACK_ON_ERROR"):
         monkeypatch.delenv(name, raising=False)
     _reconfigure()
     yield emulators
-    _reconfigure()
+    monkeypatch.undo()
+    support.forget_clients()
 
 
 @pytest.fixture

@@ -14,11 +14,13 @@ from tests.db.test_generation_pipeline import current, expire_leases, images_of,
 @pytest.fixture
 def cloud(database, monkeypatch):
     emulators = support.cloud()
+    emulators.use(monkeypatch)
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.setenv("JOB_MAX_REDRIVES", "2")
     config.settings.cache_clear()
     yield emulators
-    config.settings.cache_clear()
+    monkeypatch.undo()
+    support.forget_clients()
 
 
 def sql(statement: str, **params) -> None:

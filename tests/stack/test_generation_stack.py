@@ -176,12 +176,12 @@ def test_duplicate_and_concurrent_deliveries_make_exactly_one_image_per_shot(gen
     assert [e["status"] for e in tail(stack, "generation-events", job["id"])] == ["completed"]
 
 
-def _render_worker_pid(stack: Stack) -> int:
-    """The gunicorn worker serving render-image (the child of the recorded master)."""
+def _render_workers(stack: Stack) -> list[int]:
+    """The gunicorn workers serving render-image (the children of the recorded master)."""
     master = json.loads(stack.config.pid_file("render-image").read_text())["pid"]
-    children = [int(p) for p in os.listdir("/proc") if p.isdigit() and _ppid(p) == master]
-    assert len(children) == 1, children
-    return children[0]
+    workers = [int(p) for p in os.listdir("/proc") if p.isdigit() and _ppid(p) == master]
+    assert workers
+    return workers
 
 
 def _ppid(pid: str) -> int | None:
@@ -202,7 +202,8 @@ def test_a_render_killed_mid_shot_recovers_on_redelivery(gen, stack, user):
         30,
         "the shot to be claimed",
     )
-    os.kill(_render_worker_pid(stack), signal.SIGKILL)  # gunicorn starts another worker
+    for worker in _render_workers(stack):  # the instance dies; gunicorn starts new workers
+        os.kill(worker, signal.SIGKILL)
 
     done = gen.finished(user, job["id"], timeout=90)
 
@@ -267,26 +268,22 @@ def test_an_outage_beyond_the_last_attempt_is_dead_lettered_and_the_job_fails(ge
 
 
 def _sweep(stack: Stack, **settings: str) -> dict[str, Any]:
-    """One sweep in this process, against the stack, without waiting for a stall period."""
-    from shared import config, db, sweeper
+    """One sweep in this process, against the stack, without waiting for a stall period
+    (it sweeps every quiet unfinished job of the stack, not only this module's)."""
+    from shared import db, sweeper
+    from tests.db.generation_support import forget_clients
 
-    saved = dict(os.environ)
-    os.environ.update(
-        {
-            "DATABASE_URL": stack.env["DATABASE_URL"],
-            "GCP_PROJECT": stack.env["GCP_PROJECT"],
-            **settings,
-        }
-    )
-    config.settings.cache_clear()
-    db.dispose()
+    names = ("DATABASE_URL", "GCP_PROJECT", "BUCKET_NAME", "PUBSUB_EMULATOR_HOST")
     try:
-        return sweeper.sweep_jobs(stall_seconds=0)
+        with pytest.MonkeyPatch.context() as patch:
+            for name, value in {**{n: stack.env[n] for n in names}, **settings}.items():
+                patch.setenv(name, value)
+            forget_clients()
+            db.dispose()
+            return sweeper.sweep_jobs(stall_seconds=0)
     finally:
         db.dispose()
-        os.environ.clear()
-        os.environ.update(saved)
-        config.settings.cache_clear()
+        forget_clients()
 
 
 def test_the_statuses_python_knows_are_the_schemas(gen):
