@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 
-from shared import db
+from shared import db, reference_images
 from shared.http import ApiRequest, Reply, Router
 
 
@@ -28,4 +28,5 @@ def router() -> Router:
     table = Router()
     table.add("GET", "/v1/healthz", healthz, authenticated=False)
     table.add("GET", "/v1/me", me)
+    reference_images.register(table)
     return table
