@@ -16,6 +16,7 @@ from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
 from shared import config, http, reference_images
+from shared.errors import ConfigError
 from shared.upload_reconcile import batches, listed
 from shared.uploads import owner_and_file_name
 from tests import imagefactory as make
@@ -87,6 +88,28 @@ def api(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
 )
 def test_owner_and_file_name(name: str, expected: tuple[str, str] | None) -> None:
     assert owner_and_file_name(name) == expected
+
+
+def test_upload_formats_are_configurable_and_checked() -> None:
+    base = {"DATABASE_URL": "postgresql://u@127.0.0.1/db"}
+    assert config.load(base).uploads.formats == ("JPEG", "PNG", "WEBP")
+    assert config.load({**base, "UPLOAD_FORMATS": " png, webp,png"}).uploads.formats == (
+        "PNG",
+        "WEBP",
+    )
+    for bad in ("GIF", ",", "JPEG;PNG"):
+        with pytest.raises(ConfigError, match="UPLOAD_FORMATS"):
+            config.load({**base, "UPLOAD_FORMATS": bad})
+
+
+def test_signed_url_refuses_a_format_that_is_switched_off(
+    api: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("UPLOAD_FORMATS", "PNG")
+    config.settings.cache_clear()
+    ticket = {"file_name": "a.jpg", "mime_type": "image/jpeg", "file_size": 5}
+    status, body = api("POST", "/v1/uploads/signed-url", json=ticket)
+    assert (status, body["error"]["details"]["allowed"]) == (415, ["image/png"])
 
 
 class FakePager:
