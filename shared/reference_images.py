@@ -86,7 +86,10 @@ def _multipart(request: ApiRequest) -> tuple[Any, str | None]:
     try:  # Werkzeug refuses a Content-Length over max_content_length before reading the body
         upload, session_field = raw.files.get("file"), raw.form.get("session_id")
     except RequestEntityTooLarge as exc:
-        raise PayloadTooLarge("the request body is too large") from exc
+        limit = config.settings().uploads.max_bytes
+        raise PayloadTooLarge(
+            "the request body is too large", details={"max_bytes": limit}
+        ) from exc
     except HTTPException as exc:
         raise InvalidInput("the multipart body is malformed") from exc
     if upload is None:
@@ -112,9 +115,7 @@ def _identify(stream: IO[bytes], size: int) -> imageinfo.ImageInfo:
     except ImageRejected as rejected:
         if rejected.reason == "unsupported_format":
             raise UnsupportedMediaType(rejected.message, details=rejected.details) from rejected
-        if rejected.reason == "too_large":
-            raise PayloadTooLarge(rejected.message, details=rejected.details) from rejected
-        raise
+        raise  # 422 (the size was checked first: 413)
 
 
 def upload(request: ApiRequest) -> Reply:
