@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tools import manifest
+from infra import manifest
 from tools.stack import emulator
 from tools.stack.config import StackConfig
 from tools.stack.procs import http_answers

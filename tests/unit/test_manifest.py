@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tools import manifest
+from infra import manifest
 
 
 def test_the_manifest_loads_with_its_topics_and_triggers() -> None:
@@ -16,13 +16,13 @@ def test_the_manifest_loads_with_its_topics_and_triggers() -> None:
     for f in spec.by_trigger("pubsub"):
         assert f.topic in spec.all_topics()
         if f.dead_letter_topic:
-            assert f.dead_letter_topic in spec.dead_letter_topics()
+            assert f.dead_letter_topic in spec.dead_letter_topics
     assert "generation-events" in spec.all_topics()
 
 
 def test_connection_budget_leaves_room_for_operators() -> None:
     spec = manifest.load()
-    assert spec.connection_budget() <= spec.max_connections - spec.reserved_connections
+    assert spec.connections_used() <= spec.max_connections - spec.reserved_connections
 
 
 def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
@@ -47,5 +47,5 @@ dead_letter_topic = "a-dead"
         manifest.load(bad)
     message = str(caught.value)
     assert "local_port has the wrong type" in message
-    assert "needs a topic" in message
+    assert "topic None is not in [topics]" in message
     assert "dead_letter_topic and max_delivery_attempts go together" in message

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tools import manifest
+from infra import manifest
 from tools.stack import control
 from tools.stack.config import StackConfig
 from tools.stack.up import up

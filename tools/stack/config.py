@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from infra.manifest import ROOT, Function, Manifest
 from shared.config import DEFAULT_BUCKET
-from tools.manifest import ROOT, Function, Manifest
 
 HOST = "127.0.0.1"
 DB_NAME = "imagegen"

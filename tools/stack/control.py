@@ -6,7 +6,7 @@ import json
 import os
 import time
 
-from tools.manifest import Manifest
+from infra.manifest import Manifest
 from tools.stack import issuer, keys, procs
 from tools.stack.config import StackConfig
 from tools.stack.services import build, cluster

@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from google.auth import crypt, jwt
 
-from tools import manifest
+from infra import manifest
 from tools.stack.config import CERTS_PATH, HOST, StackConfig
 from tools.stack.keys import IssuerKey, issuer_key
 

@@ -15,7 +15,7 @@ from google.api_core import exceptions
 from google.cloud import pubsub_v1
 from google.protobuf import duration_pb2, field_mask_pb2
 
-from tools.manifest import Function, Manifest
+from infra.manifest import Function, Manifest
 from tools.stack.config import StackConfig
 
 TAIL_SUFFIX = "-tail"
@@ -46,7 +46,7 @@ def push_subscription(config: StackConfig, function: Function) -> dict[str, obje
 
 
 def tail_topics(spec: Manifest) -> list[str]:
-    return [*spec.dead_letter_topics(), spec.topics["generation_events"]]
+    return [*spec.dead_letter_topics, spec.topics["generation_events"]]
 
 
 def ensure_resources(config: StackConfig, spec: Manifest) -> list[str]:

@@ -25,8 +25,8 @@ from urllib.parse import quote
 
 import requests
 
+from infra import manifest
 from shared import log
-from tools import manifest
 from tools.stack import events, scheduler
 from tools.stack.config import HOST, StackConfig
 

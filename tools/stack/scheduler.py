@@ -12,8 +12,8 @@ import threading
 
 import requests
 
+from infra.manifest import Manifest
 from shared import log
-from tools.manifest import Manifest
 from tools.stack.config import StackConfig
 
 

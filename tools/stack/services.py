@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from tools.manifest import ROOT, Manifest
+from infra.manifest import ROOT, Manifest
 from tools.pgcluster import Cluster
 from tools.stack import emulator
 from tools.stack.config import CERTS_PATH, DB_NAME, HOST, StackConfig

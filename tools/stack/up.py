@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 from subprocess import Popen
 
+from infra.manifest import ROOT, Manifest
 from tools.demo import ensure_database
-from tools.manifest import ROOT, Manifest
 from tools.stack import emulator, keys, procs, pubsub
 from tools.stack.config import DB_NAME, StackConfig
 from tools.stack.services import Service, build, cluster
