@@ -8,16 +8,9 @@ reads are pinned to the event's object generation.
 import functions_framework
 from cloudevents.http import CloudEvent
 
-from shared import events, log, uploads
+from shared import events, uploads
 
 
 @functions_framework.cloud_event
 def register_upload(event: CloudEvent) -> None:
-    log.info(
-        "event received",
-        action="register_upload.received",
-        event_id=event["id"],
-        type=event["type"],
-        subject=event.get("subject"),
-    )
     events.run("register_upload", event, events.storage_object, uploads.handle_finalize)
