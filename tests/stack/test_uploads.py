@@ -19,6 +19,7 @@ from google.cloud import storage
 from tests import imagefactory as make
 from tests.stack.conftest import Stack, run_stack
 from tools.stack import events
+from tools.stack.procs import http_answers
 
 pytestmark = pytest.mark.stack
 VOLATILE = ("id", "gcp_bucket_path", "gcp_url", "uploaded_at", "url")
@@ -65,6 +66,21 @@ def wait_for(probe: Callable[[], Any], timeout: float = 30) -> Any:
             return found
         time.sleep(0.3)
     raise AssertionError(f"nothing within {timeout}s")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def running(stack: Stack) -> Iterator[None]:
+    """The stack, up: test_stack.py's last test stops it, and this module may run after it.
+    Whatever this fixture starts, it stops again."""
+    if http_answers(f"{stack.env['API_URL']}/v1/healthz"):
+        yield
+        return
+    result = run_stack("up")
+    assert result.returncode == 0, result.stdout + result.stderr
+    try:
+        yield
+    finally:
+        run_stack("down")
 
 
 @pytest.fixture(scope="module")
