@@ -43,7 +43,7 @@ class SignedUploadRequest(BaseModel):
 def register(router: Router) -> None:
     """Add this module's routes to the api's route table."""
     router.add("POST", "/v1/uploads", upload)
-    router.add("POST", "/v1/uploads/signed-url", signed_upload)
+    router.add("POST", "/v1/uploads/signed-url", signed_upload, body=SignedUploadRequest)
     router.add("GET", "/v1/reference-images", list_images)
     router.add("GET", "/v1/reference-images/{image_id}", get_image)
     router.add("DELETE", "/v1/reference-images/{image_id}", delete_image)
