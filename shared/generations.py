@@ -77,7 +77,8 @@ class GenerationRequest(BaseModel):
 
 
 def register(router: Router) -> None:
-    router.add("POST", "/v1/generations", create_route)
+    """Add the generation routes to the api's route table."""
+    router.add("POST", "/v1/generations", create_route, body=GenerationRequest)
     router.add("GET", "/v1/generations/{job_id}", get_route)
     router.add("POST", "/v1/generations/{job_id}/cancel", cancel_route)
     router.add("POST", "/v1/generations/{job_id}/retry", retry_route)

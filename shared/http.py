@@ -110,21 +110,31 @@ class Router:
         self.routes: list[Route] = []
 
     def add(
-        self, method: str, template: str, handler: Handler, *, authenticated: bool = True
+        self,
+        method: str,
+        template: str,
+        handler: Handler,
+        *,
+        authenticated: bool = True,
+        body: type[BaseModel] | None = None,
+        response: Any = None,
+        summary: str = "",
     ) -> None:
+        """Register a route; body/response/summary describe it in the OpenAPI document."""
         regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", template)
+        summary = summary or (handler.__doc__ or "").strip().split("\n")[0]
         self.routes.append(
-            Route(method, template, handler, authenticated, re.compile(f"^{regex}$"))
+            Route(
+                method,
+                template,
+                handler,
+                authenticated,
+                re.compile(f"^{regex}$"),
+                body,
+                response,
+                summary,
+            )
         )
-
-    def route(
-        self, method: str, template: str, *, authenticated: bool = True
-    ) -> Callable[[Handler], Handler]:
-        def register(handler: Handler) -> Handler:
-            self.add(method, template, handler, authenticated=authenticated)
-            return handler
-
-        return register
 
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]]:
         allowed = []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 
-from shared import db, generations
+from shared import db, generations, reference_images
 from shared.http import ApiRequest, Reply, Router
 
 
@@ -28,5 +28,6 @@ def router() -> Router:
     table = Router()
     table.add("GET", "/v1/healthz", healthz, authenticated=False)
     table.add("GET", "/v1/me", me)
+    reference_images.register(table)
     generations.register(table)
     return table
