@@ -95,7 +95,7 @@ def overhead(env: dict[str, str]) -> tuple[float, float]:
     """(median per-image pipeline overhead, median floor), in milliseconds."""
     _use_stack(env)
     from shared import db, render, rendering, storage
-    from shared.queries import generated_images, jobs, sessions, users
+    from shared.queries import generated_images, job_runs, jobs, sessions, users
 
     with db.transaction() as conn:  # a job ready to render, whose shots nobody else receives
         user = users.get_or_create(conn, auth_subject="bench", email=None, display_name=None)
@@ -112,9 +112,9 @@ def overhead(env: dict[str, str]) -> tuple[float, float]:
             conn, user_id=user["id"], session_id=None, prompt="floor", number_of_shots=SHOTS
         )
         claim = {"job_id": job["id"], "token": CLAIM}
-        jobs.claim_plan(conn, seconds=60, **claim)
-        job = jobs.start(conn, generated_prompt="a fox, at dusk", **claim)
-        jobs.mark_dispatched(conn, **claim)
+        job_runs.claim_plan(conn, seconds=60, **claim)
+        job = job_runs.start(conn, generated_prompt="a fox, at dusk", **claim)
+        job_runs.mark_dispatched(conn, **claim)
     pipeline, drawing, floor = [], [], []
     for index in range(1, SHOTS + 1):
         spec = render.RenderSpec(

@@ -1,7 +1,7 @@
 """Claims on a job's plan or on one of its shots, as the at-least-once recipe wants them.
 
 A claim is a lease in `generation_jobs.leases` under a key ("plan" or the shot index) with a
-random token, taken by a compare-and-set in shared/queries/jobs.py. While the work runs a
+random token, taken by a compare-and-set in shared/queries/job_runs.py. While the work runs a
 heartbeat renews it every third of RENDER_LEASE_SECONDS, so a live holder keeps it however
 long a model call takes, and a killed one loses it that soon after its last beat. A failure
 releases it so the redelivery can claim at once.
@@ -18,7 +18,7 @@ from typing import Any
 
 from shared import config, db, log
 from shared.errors import AppError, Transient
-from shared.queries import jobs
+from shared.queries import job_runs
 
 
 def new_token() -> str:
@@ -39,7 +39,9 @@ def held(job_id: Any, key: str | int, token: str) -> Iterator[None]:
         while not stop.wait(seconds / 3):
             try:
                 with db.transaction() as conn:
-                    kept = jobs.renew(conn, job_id=job_id, key=key, token=token, seconds=seconds)
+                    kept = job_runs.renew(
+                        conn, job_id=job_id, key=key, token=token, seconds=seconds
+                    )
             except AppError as error:
                 log.warning(f"heartbeat failed: {error.message}", action="generation.heartbeat")
                 continue
@@ -63,7 +65,7 @@ def release(job_id: Any, key: str | int, token: str) -> None:
     """Give the claim up now (best effort: if this fails too, the lease lapses by itself)."""
     try:
         with db.transaction() as conn:
-            jobs.release(conn, job_id=job_id, key=key, token=token)
+            job_runs.release(conn, job_id=job_id, key=key, token=token)
     except AppError as error:
         log.warning(f"claim not released: {error.message}", action="generation.release_failed")
 

@@ -27,7 +27,7 @@ from shared import config, db, job_events, log, pagination, pubsub, resources
 from shared.db import ConstraintViolation
 from shared.errors import Conflict, InvalidInput, NotFound, Transient
 from shared.http import ApiRequest, Reply, Router
-from shared.queries import generated_images, jobs, sessions
+from shared.queries import generated_images, job_runs, jobs, sessions
 from shared.vocabulary import ASPECT_RATIOS, CAMERA_ANGLES, JOB_STATUSES, SHOT_TYPES, STYLES
 
 MAX_REFERENCE_IMAGES = 8
@@ -170,7 +170,7 @@ def owned(conn: Any, job_id: str, user_id: Any) -> dict[str, Any]:
 
 def cancel(job_id: str, user_id: Any) -> dict[str, Any]:
     with db.transaction() as conn:
-        job = jobs.cancel(
+        job = job_runs.cancel(
             conn,
             job_id=owned(conn, job_id, user_id)["id"],
             user_id=user_id,
@@ -189,7 +189,7 @@ def retry(job_id: str, user_id: Any) -> dict[str, Any]:
     if current["status"] in ("failed", "cancelled") and current["event_published_at"] is None:
         job_events.flush(current["id"])  # its finish is announced before it runs again
     with db.transaction() as conn:
-        job = jobs.retry(
+        job = job_runs.retry(
             conn,
             job_id=current["id"],
             user_id=user_id,

@@ -17,7 +17,7 @@ from typing import Any
 
 from shared import config, db, log, pubsub
 from shared.errors import AppError
-from shared.queries import jobs
+from shared.queries import job_runs
 
 EVENT_LEASE_SECONDS = 30.0
 
@@ -49,7 +49,7 @@ def publish_finished(job: dict[str, Any]) -> bool:
             config.settings().topics.generation_events, message(job), status=job["status"]
         )
         with db.transaction() as conn:
-            jobs.mark_event_published(conn, job["id"])
+            job_runs.mark_event_published(conn, job["id"])
     except AppError as error:
         log.warning(
             f"finish event not published yet: {error.message}",
@@ -69,14 +69,14 @@ def publish_finished(job: dict[str, Any]) -> bool:
 def flush(job_id: Any) -> bool:
     """Publish a finished job's event if nobody did and nobody is doing it; True if sent."""
     with db.transaction() as conn:
-        job = jobs.claim_event(conn, job_id=job_id, event_lease_seconds=EVENT_LEASE_SECONDS)
+        job = job_runs.claim_event(conn, job_id=job_id, event_lease_seconds=EVENT_LEASE_SECONDS)
     return job is not None and publish_finished(job)
 
 
 def fail(job_id: Any, error_message: str) -> bool:
     """Fail an unfinished job with a message for its owner; True if this call failed it."""
     with db.transaction() as conn:
-        job = jobs.fail(
+        job = job_runs.fail(
             conn,
             job_id=job_id,
             error_message=error_message,

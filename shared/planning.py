@@ -24,7 +24,7 @@ from shared import claims, config, db, job_events, log, openai_images, pubsub
 from shared.errors import InvalidInput
 from shared.events import PubSubMessage
 from shared.openai_images import ModelUnavailable
-from shared.queries import jobs
+from shared.queries import job_runs, jobs
 from shared.vocabulary import FINISHED_STATUSES
 
 
@@ -78,7 +78,7 @@ def plan(job_id: Any) -> None:
     """Plan one job (see the module docstring)."""
     token = claims.new_token()
     with db.transaction() as conn:
-        job = jobs.claim_plan(conn, job_id=job_id, token=token, seconds=claims.lease_seconds())
+        job = job_runs.claim_plan(conn, job_id=job_id, token=token, seconds=claims.lease_seconds())
     if job is None:
         _refused(job_id)
         return
@@ -86,15 +86,15 @@ def plan(job_id: Any) -> None:
         if job["status"] == "pending":
             prompt = job["generated_prompt"] or write_prompt(job)
             with db.transaction() as conn:
-                job = jobs.start(conn, job_id=job_id, token=token, generated_prompt=prompt)
+                job = job_runs.start(conn, job_id=job_id, token=token, generated_prompt=prompt)
             if job is None:
                 return  # cancelled (or taken over) while the prompt was written
         with db.transaction() as conn:
-            missing = jobs.missing_shots(conn, job_id)
+            missing = job_runs.missing_shots(conn, job_id)
         topic = config.settings().topics.render_requests
         pubsub.publish_many(topic, [{"job_id": str(job_id), "index": i} for i in missing])
         with db.transaction() as conn:
-            jobs.mark_dispatched(conn, job_id=job_id, token=token)
+            job_runs.mark_dispatched(conn, job_id=job_id, token=token)
     log.info(f"planned {len(missing)} shots", action="plan.dispatched", shots=len(missing))
 
 

@@ -29,7 +29,7 @@ from PIL import Image
 from shared import claims, config, db, job_events, log, openai_images, render, storage
 from shared.errors import InvalidInput, NotFound
 from shared.events import PubSubMessage
-from shared.queries import generated_images, jobs
+from shared.queries import generated_images, job_runs, jobs
 from shared.vocabulary import FINISHED_STATUSES
 
 FALLBACK_MODEL = "pillow-fallback"
@@ -60,7 +60,7 @@ def render_shot(job_id: Any, index: int) -> None:
     """Render and record one shot (see the module docstring)."""
     token = claims.new_token()
     with db.transaction() as conn:
-        job = jobs.claim_shot(
+        job = job_runs.claim_shot(
             conn, job_id=job_id, index=index, token=token, seconds=claims.lease_seconds()
         )
     if job is None:
@@ -165,9 +165,9 @@ def _record(
     delivery that took over a lapsed claim recorded the shot under the same names first.
     """
     with db.transaction() as conn:
-        locked = jobs.lock(conn, job["id"])
+        locked = job_runs.lock(conn, job["id"])
         if locked is None or locked["status"] != "processing":
-            orphans = locked is None or index in jobs.missing_shots(conn, job["id"])
+            orphans = locked is None or index in job_runs.missing_shots(conn, job["id"])
             return False, orphans, None
         generated_images.record(
             conn,
@@ -185,8 +185,8 @@ def _record(
             generation_index=index,
             generation_method=shot.method,
         )
-        jobs.release(conn, job_id=job["id"], key=index, token=token)
-        completed = jobs.complete_if_done(
+        job_runs.release(conn, job_id=job["id"], key=index, token=token)
+        completed = job_runs.complete_if_done(
             conn,
             job_id=job["id"],
             openai_model=config.settings().openai.image_model,
@@ -200,7 +200,7 @@ def _refused(job_id: Any, index: int) -> None:
     """The claim was refused: say why, and retry only while another delivery holds it."""
     with db.transaction() as conn:
         job = jobs.get(conn, job_id)
-        missing = jobs.missing_shots(conn, job_id) if job else []
+        missing = job_runs.missing_shots(conn, job_id) if job else []
     if job is None:
         log.warning("no such job: acknowledged", action="render.missing")
     elif job["status"] in FINISHED_STATUSES:

@@ -16,7 +16,7 @@ from typing import Any
 
 from shared import config, db, job_events, log, pubsub
 from shared.errors import AppError
-from shared.queries import jobs
+from shared.queries import job_runs
 
 BATCH = 200
 
@@ -26,7 +26,7 @@ def sweep_jobs(stall_seconds: float | None = None) -> dict[str, Any]:
     settings = config.settings()
     stall = settings.job_stall_seconds if stall_seconds is None else stall_seconds
     with db.transaction() as conn:
-        stalled = jobs.stalled(conn, stall_seconds=stall, limit=BATCH)
+        stalled = job_runs.stalled(conn, stall_seconds=stall, limit=BATCH)
     failed = redriven = 0
     for job in stalled:
         if job["overdue"]:
@@ -40,7 +40,7 @@ def sweep_jobs(stall_seconds: float | None = None) -> dict[str, Any]:
         else:
             redriven += _redrive(job)
     with db.transaction() as conn:
-        unannounced = jobs.unpublished_events(conn, limit=BATCH)
+        unannounced = job_runs.unpublished_events(conn, limit=BATCH)
     announced = sum(job_events.flush(job_id) for job_id in unannounced)
     return {"stalled": len(stalled), "failed": failed, "redriven": redriven, "events": announced}
 
@@ -48,8 +48,8 @@ def sweep_jobs(stall_seconds: float | None = None) -> dict[str, Any]:
 def _redrive(job: dict[str, Any]) -> bool:
     """Publish what the job is waiting for again; False if it moved since the sweep read it."""
     with db.transaction() as conn:
-        counted = jobs.count_redrive(conn, job_id=job["id"], updated_at=job["updated_at"])
-        missing = jobs.missing_shots(conn, job["id"]) if counted else []
+        counted = job_runs.count_redrive(conn, job_id=job["id"], updated_at=job["updated_at"])
+        missing = job_runs.missing_shots(conn, job["id"]) if counted else []
     if counted is None:
         return False
     topics = config.settings().topics

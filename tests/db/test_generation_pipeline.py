@@ -12,7 +12,7 @@ import pytest
 from shared import config, db, generations, openai_images, planning, rendering
 from shared.errors import Transient
 from shared.generations import GenerationRequest
-from shared.queries import jobs
+from shared.queries import job_runs, jobs
 from tests.db import factories as make
 from tests.db import generation_support as support
 from tools.fake_openai import FakeOpenAI
@@ -274,8 +274,8 @@ def _outcome(action, *args) -> str:
 def test_a_redelivery_after_a_partial_plan_finishes_it(cloud):
     job = submit(number_of_shots=2)
     with db.transaction() as conn:  # a worker that started the job, then died before publishing
-        jobs.claim_plan(conn, job_id=job["id"], token="dead", seconds=30)
-        jobs.start(conn, job_id=job["id"], token="dead", generated_prompt="written once")
+        job_runs.claim_plan(conn, job_id=job["id"], token="dead", seconds=30)
+        job_runs.start(conn, job_id=job["id"], token="dead", generated_prompt="written once")
 
     with pytest.raises(Transient):
         planning.plan(job["id"])  # its claim is still alive: retried later
@@ -291,7 +291,7 @@ def test_a_render_killed_mid_shot_recovers_on_redelivery(cloud):
     job = submit(number_of_shots=1)
     planning.plan(job["id"])
     with db.transaction() as conn:  # the killed worker's claim
-        jobs.claim_shot(conn, job_id=job["id"], index=1, token="dead", seconds=30)
+        job_runs.claim_shot(conn, job_id=job["id"], index=1, token="dead", seconds=30)
 
     with pytest.raises(Transient):
         rendering.render_shot(job["id"], 1)

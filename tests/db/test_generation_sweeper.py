@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from shared import config, db, job_events, maintenance, planning, rendering, sweeper
-from shared.queries import jobs
+from shared.queries import job_runs
 from tests.db import factories as make
 from tests.db import generation_support as support
 from tests.db.test_generation_pipeline import current, expire_leases, images_of, submit
@@ -65,8 +65,8 @@ def test_a_dead_lettered_shot_is_re_driven_alone_and_the_job_completes(cloud):
 def test_a_half_planned_job_gets_its_plan_again(cloud):
     job = submit(number_of_shots=2)
     with db.transaction() as conn:  # a planner that died after starting the job
-        jobs.claim_plan(conn, job_id=job["id"], token="dead", seconds=30)
-        jobs.start(conn, job_id=job["id"], token="dead", generated_prompt="p")
+        job_runs.claim_plan(conn, job_id=job["id"], token="dead", seconds=30)
+        job_runs.start(conn, job_id=job["id"], token="dead", generated_prompt="p")
     assert sweeper.sweep_jobs(stall_seconds=0)["redriven"] == 0  # its claim is alive
     expire_leases(job)
 
@@ -84,7 +84,7 @@ def test_an_overdue_job_fails_even_with_a_live_claim(cloud):
     job = submit(number_of_shots=2)
     planning.plan(job["id"])
     with db.transaction() as conn:
-        jobs.claim_shot(conn, job_id=job["id"], index=1, token="slow", seconds=300)
+        job_runs.claim_shot(conn, job_id=job["id"], index=1, token="slow", seconds=300)
     sql(
         "UPDATE generation_jobs SET deadline_at = now() - interval '1 second' WHERE id = :id",
         id=job["id"],
@@ -100,7 +100,7 @@ def test_an_overdue_job_fails_even_with_a_live_claim(cloud):
 def test_a_finish_whose_event_was_lost_is_announced_once(cloud):
     job = submit(number_of_shots=1)
     with db.transaction() as conn:  # finished, then the worker died before publishing
-        jobs.fail(conn, job_id=job["id"], error_message="boom", event_lease_seconds=30)
+        job_runs.fail(conn, job_id=job["id"], error_message="boom", event_lease_seconds=30)
 
     assert job_events.flush(job["id"]) is False  # the winner's lease still holds it
     sql("UPDATE generation_jobs SET event_lease_until = NULL WHERE id = :id", id=job["id"])
