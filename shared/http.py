@@ -1,7 +1,9 @@
 """The `api` function's plumbing: routing, JSON bodies, CORS, and mapping errors to responses.
 
-`dispatch(request)` takes a Werkzeug request (what functions-framework hands to an HTTP
-function) and returns a Werkzeug response, so tests drive it without the framework.
+`dispatch(router, request, authenticate)` takes a Werkzeug request (what functions-framework
+hands to an HTTP function) and returns a Werkzeug response, so tests drive it without the
+framework. Each `Route` also carries what the OpenAPI document says of it (tools/openapi.py
+reads it): request and query models, response model and status, extra error statuses.
 """
 
 from __future__ import annotations
@@ -15,13 +17,15 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
+from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Request, Response
 
 from shared import config, log
 from shared.errors import (
     AppError,
     InvalidInput,
+    MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
     UnsupportedMediaType,
@@ -29,6 +33,31 @@ from shared.errors import (
 
 MAX_JSON_BYTES = 64 * 1024
 M = TypeVar("M", bound=BaseModel)
+_BAD_TEXT = re.compile(r"[\x00\ud800-\udfff]")
+
+
+def _field_errors(exc: ValidationError) -> list[dict[str, str]]:
+    return [
+        {"field": ".".join(str(p) for p in e["loc"]) or "(body)", "problem": e["msg"]}
+        for e in exc.errors(include_url=False, include_input=False, include_context=False)
+    ]
+
+
+def _check_text(value: Any, where: str = "") -> None:
+    """Refuse NUL characters and lone surrogates: PostgreSQL text and UTF-8 hold neither."""
+    if isinstance(value, str):
+        if _BAD_TEXT.search(value):
+            raise InvalidInput(
+                "text must be valid Unicode without NUL characters",
+                details=[{"field": where or "(body)", "problem": "invalid character"}],
+            )
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_text(key, where)
+            _check_text(item, f"{where}.{key}" if where else str(key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_text(item, f"{where}.{index}" if where else str(index))
 
 
 @dataclass
@@ -39,37 +68,50 @@ class ApiRequest:
     params: dict[str, str] = field(default_factory=dict)
     user: dict[str, Any] | None = None
 
-    def json(self) -> dict[str, Any]:
-        """The body as a JSON object; anything else is a 400 (or 413/415)."""
-        if self.raw.content_length is not None and self.raw.content_length > MAX_JSON_BYTES:
-            raise PayloadTooLarge(f"a JSON body is limited to {MAX_JSON_BYTES} bytes")
-        mimetype = self.raw.mimetype or ""
-        if mimetype != "application/json":
+    def json(self, *, optional: bool = False) -> dict[str, Any]:
+        """The body as a JSON object (`{}` for an empty optional body); else 400, 413 or 415."""
+        limit = (self.raw.max_content_length or MAX_JSON_BYTES + 1) - 1
+        if self.raw.content_length is not None and self.raw.content_length > limit:
+            raise PayloadTooLarge(f"the body is limited to {limit} bytes")
+        if optional and not self.raw.content_length and not self.raw.headers.get("Content-Type"):
+            return {}
+        if self.raw.mimetype != "application/json":
             raise UnsupportedMediaType("send the body as application/json")
         data = self.raw.get_data(cache=True)
-        if len(data) > MAX_JSON_BYTES:
-            raise PayloadTooLarge(f"a JSON body is limited to {MAX_JSON_BYTES} bytes")
+        if len(data) > limit:
+            raise PayloadTooLarge(f"the body is limited to {limit} bytes")
+        if optional and not data.strip():
+            return {}
         try:
-            body = json.loads(data or b"null")
-        except (ValueError, UnicodeDecodeError) as exc:
+            body = json.loads(data)
+            _check_text(body)
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             raise InvalidInput("the body is not valid JSON", code="malformed_json") from exc
         if not isinstance(body, dict):
             raise InvalidInput("the body must be a JSON object", code="malformed_json")
         return body
 
-    def body(self, model: type[M]) -> M:
+    def body(self, model: type[M], *, optional: bool = False) -> M:
         """The JSON body validated by a strict pydantic model; field errors are a 400."""
         try:
-            return model.model_validate(self.json(), strict=True)
+            return model.model_validate(self.json(optional=optional), strict=True)
         except ValidationError as exc:
-            details = [
-                {"field": ".".join(str(p) for p in e["loc"]), "problem": e["msg"]}
-                for e in exc.errors(include_url=False, include_input=False)
-            ]
-            raise InvalidInput("the body has invalid fields", details=details) from exc
+            raise InvalidInput("the body has invalid fields", details=_field_errors(exc)) from exc
 
     def query(self, name: str) -> str | None:
         return self.raw.args.get(name)
+
+    def query_model(self, model: type[M]) -> M:
+        """The query string validated by a pydantic model (lax: "5" is an int); else 400."""
+        values = {name: self.raw.args.get(name) for name in model.model_fields}
+        present = {k: v for k, v in values.items() if v is not None}
+        _check_text(present)
+        try:
+            return model.model_validate(present)
+        except ValidationError as exc:
+            raise InvalidInput(
+                "the query has invalid parameters", details=_field_errors(exc)
+            ) from exc
 
     @property
     def user_id(self) -> Any:
@@ -79,7 +121,7 @@ class ApiRequest:
 
 @dataclass(frozen=True)
 class Reply:
-    """A handler's answer: status, a JSON-able body and extra headers."""
+    """A handler's answer: status, a JSON-able body (dict or model) and extra headers."""
 
     status: int
     body: Any = None
@@ -91,7 +133,11 @@ Handler = Callable[[ApiRequest], Reply]
 
 @dataclass(frozen=True)
 class Route:
-    """One route, with what the OpenAPI document says of it."""
+    """One route, with what the OpenAPI document says of it.
+
+    `response` is the model of a 2xx body (the body is serialised through it, so nothing
+    undocumented leaves); `errors` lists statuses beyond those the route's shape implies.
+    """
 
     method: str
     template: str
@@ -99,8 +145,37 @@ class Route:
     authenticated: bool
     pattern: re.Pattern[str]
     body: type[BaseModel] | None = None
+    body_required: bool = True
+    body_media_type: str = "application/json"
+    max_body_bytes: int = MAX_JSON_BYTES
+    query: type[BaseModel] | None = None
     response: Any = None
+    status: int = 200
     summary: str = ""
+    errors: tuple[int, ...] = ()
+    tags: tuple[str, ...] = ()
+
+    @property
+    def path_params(self) -> list[str]:
+        return re.findall(r"\{(\w+)\}", self.template)
+
+    @property
+    def adapter(self) -> TypeAdapter[Any] | None:
+        return _adapter(self.response) if self.response is not None else None
+
+
+_adapters: dict[Any, TypeAdapter[Any]] = {}
+
+
+def _adapter(model: Any) -> TypeAdapter[Any]:
+    if model not in _adapters:
+        _adapters[model] = TypeAdapter(model)
+    return _adapters[model]
+
+
+def is_uuid_param(name: str) -> bool:
+    """Path parameters named `id` or `*_id` are UUIDs (a malformed one names nothing: 404)."""
+    return name == "id" or name.endswith("_id")
 
 
 class Router:
@@ -110,18 +185,26 @@ class Router:
         self.routes: list[Route] = []
 
     def add(
-        self, method: str, template: str, handler: Handler, *, authenticated: bool = True
+        self,
+        method: str,
+        template: str,
+        handler: Handler,
+        *,
+        authenticated: bool = True,
+        **meta: Any,
     ) -> None:
+        """Add a route; `meta` takes Route's documentation fields (body, response, ...)."""
         regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", template)
-        self.routes.append(
-            Route(method, template, handler, authenticated, re.compile(f"^{regex}$"))
-        )
+        pattern = re.compile(f"^{regex}$")
+        self.routes.append(Route(method, template, handler, authenticated, pattern, **meta))
 
     def route(
-        self, method: str, template: str, *, authenticated: bool = True
+        self, method: str, template: str, *, authenticated: bool = True, **meta: Any
     ) -> Callable[[Handler], Handler]:
+        """Decorator form of `add`."""
+
         def register(handler: Handler) -> Handler:
-            self.add(method, template, handler, authenticated=authenticated)
+            self.add(method, template, handler, authenticated=authenticated, **meta)
             return handler
 
         return register
@@ -132,15 +215,23 @@ class Router:
             found = route.pattern.match(path)
             if found:
                 if route.method == method:
-                    return route, found.groupdict()
+                    return route, _checked_params(found.groupdict())
                 allowed.append(route.method)
         if allowed:
-            raise AppError(
-                f"{method} is not allowed here",
-                code="method_not_allowed",
-                details={"allowed": allowed},
+            raise MethodNotAllowed(
+                f"{method} is not allowed here", details={"allowed": allowed}
             ) from None
         raise NotFound("no such route")
+
+
+def _checked_params(params: dict[str, str]) -> dict[str, str]:
+    for name, value in params.items():
+        if is_uuid_param(name):
+            try:
+                params[name] = str(uuid.UUID(value))
+            except ValueError:
+                raise NotFound(f"no such {name.removesuffix('_id') or 'resource'}") from None
+    return params
 
 
 def _default(value: Any) -> Any:
@@ -154,10 +245,11 @@ def _default(value: Any) -> Any:
 
 
 def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
-    payload = "" if body is None else json.dumps(body, default=_default, ensure_ascii=False)
-    response = Response(
-        payload, status=status, mimetype="application/json" if body is not None else None
-    )
+    if body is None:
+        response = Response(status=status)
+    else:
+        payload = json.dumps(body, default=_default, ensure_ascii=False, separators=(",", ":"))
+        response = Response(payload, status=status, mimetype="application/json")
     for name, value in (headers or {}).items():
         response.headers[name] = value
     return response
@@ -165,7 +257,16 @@ def json_response(status: int, body: Any, headers: dict[str, str] | None = None)
 
 def error_response(error: AppError) -> Response:
     headers = {} if error.retry_after is None else {"Retry-After": str(error.retry_after)}
+    if isinstance(error, MethodNotAllowed):
+        headers["Allow"] = ", ".join(error.details["allowed"])
     return json_response(error.http_status, error.to_body(), headers)
+
+
+def _from_werkzeug(exc: HTTPException) -> AppError:
+    """Werkzeug's own refusals (body over the limit, unreadable body) as project errors."""
+    if exc.code == 413:
+        return PayloadTooLarge("the body is too large")
+    return InvalidInput("the request could not be read")
 
 
 def _cors_headers(request: Request) -> dict[str, str]:
@@ -193,9 +294,29 @@ def _preflight(request: Request) -> Response:
     return Response(status=204, headers=headers)
 
 
-def dispatch(
-    router: Router, request: Request, authenticate: Callable[[Request], dict[str, Any]]
-) -> Response:
+def _serialise(route: Route, reply: Reply) -> Any:
+    """The reply's body as JSON-able data, through the route's response model when declared."""
+    if reply.body is None:
+        return None
+    adapter = route.adapter
+    if adapter is None or not 200 <= reply.status < 300:
+        return reply.body
+    return adapter.dump_python(adapter.validate_python(reply.body), mode="json")
+
+
+def _handle(router: Router, request: Request, authenticate: Callable[[Request], Any]) -> Response:
+    route, params = router.match(request.method, request.path)
+    # One byte over the limit: a chunked body (no Content-Length) is cut there, so a body longer
+    # than the limit is told apart from one exactly at it.
+    request.max_content_length = route.max_body_bytes + 1
+    api_request = ApiRequest(raw=request, params=params)
+    if route.authenticated:
+        api_request.user = authenticate(request)
+    reply = route.handler(api_request)
+    return json_response(reply.status, _serialise(route, reply), reply.headers)
+
+
+def dispatch(router: Router, request: Request, authenticate: Callable[[Request], Any]) -> Response:
     """Route one request; every failure becomes a JSON error body, never a stack trace."""
     started = time.monotonic()
     trace = log.trace_field(request.headers.get("X-Cloud-Trace-Context"), config.settings().project)
@@ -203,12 +324,10 @@ def dispatch(
         if request.method == "OPTIONS":
             return _preflight(request)
         try:
-            route, params = router.match(request.method, request.path)
-            api_request = ApiRequest(raw=request, params=params)
-            if route.authenticated:
-                api_request.user = authenticate(request)
-            reply = route.handler(api_request)
-            response = json_response(reply.status, reply.body, reply.headers)
+            try:
+                response = _handle(router, request, authenticate)
+            except HTTPException as exc:
+                raise _from_werkzeug(exc) from exc
         except AppError as error:
             if error.http_status >= 500:
                 log.warning(error.message, action="api.unavailable", code=error.code)

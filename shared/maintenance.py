@@ -17,7 +17,9 @@ Task = Callable[[], dict[str, Any]]
 
 def tasks() -> dict[str, Task]:
     """Every task by name (imported here so that one task's module does not load the others')."""
-    return {}
+    from shared import purge
+
+    return {"republish_deletions": purge.republish_pending}
 
 
 def run(message: dict[str, Any]) -> dict[str, Any]:

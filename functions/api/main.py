@@ -1,6 +1,7 @@
 """api: the HTTP function behind every /v1 route of the frontend contract.
 
-Idempotency: reads are naturally safe; POST /v1/generations honours Idempotency-Key.
+Idempotency: reads are naturally safe; deletes answer 404 the second time; POST /v1/generations
+honours Idempotency-Key.
 """
 
 import functions_framework
