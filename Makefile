@@ -36,12 +36,12 @@ lint: venv
 test: lint $(INFRA_STAMP)
 	$(BIN)/pytest -ra
 
+# The local cloud stack (tools/stack): see README, "Local stack".
 up: venv
-	@$(BIN)/python -m tools.pgcluster start --dir .local/postgres --port $${PG_PORT:-54329} >/dev/null
-	@echo "PostgreSQL up on 127.0.0.1:$${PG_PORT:-54329} (the rest of the local stack lands with its issue)"
+	@$(BIN)/python -m tools.stack up
 
 down: venv
-	@$(BIN)/python -m tools.pgcluster stop --dir .local/postgres
+	@$(BIN)/python -m tools.stack down
 
 package: venv
 	@$(BIN)/python -m tools.package
@@ -49,8 +49,14 @@ package: venv
 bench: venv
 	@for script in bench/bench_*.py; do echo "==> $$script"; $(BIN)/python $$script || exit 1; done
 
-status logs token:
-	@echo "make $@: not available yet (its issue has not landed)"; exit 1
+status: venv
+	@$(BIN)/python -m tools.stack status
+
+logs: venv
+	@$(BIN)/python -m tools.stack logs $(SERVICE) --lines $(or $(LINES),30)
+
+token: venv
+	@$(BIN)/python -m tools.stack token "$(USER)"
 
 clean: down
 	rm -rf .local out dist

@@ -1,4 +1,4 @@
-"""The deploy view of infra/functions.toml: typed, validated, shared by every deploy tool.
+"""The typed view of infra/functions.toml, shared by the local stack and every deploy tool.
 
 tools/package.py, infra/deploy_gcloud.py, infra/tfvars.py and tests/infra read the manifest
 through `load()`, so the archive, the gcloud commands and the terraform variables cannot
@@ -10,6 +10,7 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 MANIFEST = ROOT / "infra" / "functions.toml"
@@ -24,6 +25,8 @@ SECRETS = {"OPENAI_API_KEY": OPENAI_SECRET_ID}
 
 @dataclass(frozen=True)
 class Schedule:
+    """A Cloud Scheduler job publishing `body` to the maintenance topic."""
+
     name: str
     cron: str
     body: str
@@ -31,10 +34,13 @@ class Schedule:
 
 @dataclass(frozen=True)
 class Function:
+    """One deployed function and its trigger."""
+
     name: str
     entry_point: str
     source: str
     trigger: str
+    local_port: int
     timeout_seconds: int
     memory: str
     max_instances: int
@@ -44,6 +50,8 @@ class Function:
     object_prefix: str | None = None
     dead_letter_topic: str | None = None
     max_delivery_attempts: int | None = None
+    min_backoff_seconds: float | None = None
+    max_backoff_seconds: float | None = None
     publishes: tuple[str, ...] = ()
     secrets: tuple[str, ...] = ()
     signs_urls: bool = False
@@ -62,6 +70,8 @@ class Function:
 
 @dataclass(frozen=True)
 class Manifest:
+    """The whole file: database budget, topics and functions."""
+
     functions: tuple[Function, ...]
     topics: dict[str, str]
     max_connections: int
@@ -69,69 +79,130 @@ class Manifest:
 
     @property
     def dead_letter_topics(self) -> list[str]:
-        return [f.dead_letter_topic for f in self.functions if f.dead_letter_topic]
+        return sorted({f.dead_letter_topic for f in self.functions if f.dead_letter_topic})
 
     @property
     def maintenance_topic(self) -> str:
         return self.topics["maintenance"]
 
+    def all_topics(self) -> list[str]:
+        """Every topic: the named ones, the triggers' and their dead-letter topics, sorted."""
+        names = set(self.topics.values())
+        for f in self.functions:
+            names.update(t for t in (f.topic, f.dead_letter_topic) if t)
+        return sorted(names)
+
+    def by_trigger(self, trigger: str) -> list[Function]:
+        return [f for f in self.functions if f.trigger == trigger]
+
+    def function(self, name: str) -> Function:
+        for f in self.functions:
+            if f.name == name:
+                return f
+        raise KeyError(name)
+
     def connections_used(self) -> int:
+        """Connections all functions may open at once: sum of max instances x pool size."""
         return sum(f.max_instances * f.pool_size for f in self.functions)
 
     def connections_available(self) -> int:
         return self.max_connections - self.reserved_connections
 
 
-def _function(raw: dict, topics: set[str]) -> Function:
-    name = raw.get("name", "?")
-    problems = []
-    if raw.get("trigger") not in TRIGGERS:
-        problems.append(f"trigger must be one of {TRIGGERS}")
-    if raw.get("trigger") == "pubsub" and raw.get("topic") not in topics:
-        problems.append(f"topic {raw.get('topic')!r} is not in [topics]")
-    if raw.get("dead_letter_topic") and raw.get("trigger") != "pubsub":
-        problems.append("dead_letter_topic needs a pubsub trigger")
-    if raw.get("dead_letter_topic") and not 5 <= raw.get("max_delivery_attempts", 0) <= 100:
-        problems.append("max_delivery_attempts must be 5..100 (Pub/Sub's range)")
-    for topic in raw.get("publishes", []):
+_REQUIRED: dict[str, Any] = {
+    "name": str,
+    "entry_point": str,
+    "source": str,
+    "trigger": str,
+    "local_port": int,
+    "timeout_seconds": int,
+    "memory": str,
+    "max_instances": int,
+    "pool_size": int,
+    "retry": bool,
+}
+_OPTIONAL: dict[str, Any] = {
+    "topic": str,
+    "object_prefix": str,
+    "dead_letter_topic": str,
+    "max_delivery_attempts": int,
+    "min_backoff_seconds": (int, float),
+    "max_backoff_seconds": (int, float),
+    "publishes": list,
+    "secrets": list,
+    "signs_urls": bool,
+    "schedules": list,
+}
+
+
+def _typed_fields(raw: dict[str, Any], label: str, problems: list[str]) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    for key, kind in (_REQUIRED | _OPTIONAL).items():
+        if key not in raw:
+            if key in _REQUIRED:
+                problems.append(f"function {label}: missing {key}")
+            continue
+        value = raw[key]
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            problems.append(f"function {label}: {key} has the wrong type ({value!r})")
+            continue
+        fields[key] = value
+    unknown = set(raw) - set(_REQUIRED) - set(_OPTIONAL)
+    if unknown:
+        problems.append(f"function {label}: unknown keys {sorted(unknown)}")
+    return fields
+
+
+def _function(raw: dict[str, Any], topics: set[str], problems: list[str]) -> Function | None:
+    label = raw.get("name", "<unnamed>")
+    before = len(problems)
+    fields = _typed_fields(raw, label, problems)
+    trigger = fields.get("trigger")
+    if trigger not in TRIGGERS:
+        problems.append(f"function {label}: trigger must be one of {TRIGGERS}")
+    if trigger == "pubsub" and fields.get("topic") not in topics:
+        problems.append(f"function {label}: topic {fields.get('topic')!r} is not in [topics]")
+    if fields.get("dead_letter_topic") and trigger != "pubsub":
+        problems.append(f"function {label}: dead_letter_topic needs a pubsub trigger")
+    if ("dead_letter_topic" in fields) != ("max_delivery_attempts" in fields):
+        problems.append(
+            f"function {label}: dead_letter_topic and max_delivery_attempts go together"
+        )
+    elif "dead_letter_topic" in fields and not 5 <= fields["max_delivery_attempts"] <= 100:
+        problems.append(f"function {label}: max_delivery_attempts must be 5..100 (Pub/Sub's range)")
+    for topic in fields.get("publishes", []):
         if topic not in topics:
-            problems.append(f"publishes to unknown topic {topic!r}")
-    for secret in raw.get("secrets", []):
+            problems.append(f"function {label}: publishes to unknown topic {topic!r}")
+    for secret in fields.get("secrets", []):
         if secret not in SECRETS:
-            problems.append(f"unknown secret {secret!r}; known: {sorted(SECRETS)}")
-    if problems:
-        raise ValueError(f"infra/functions.toml, function {name}: " + "; ".join(problems))
-    return Function(
-        name=raw["name"],
-        entry_point=raw["entry_point"],
-        source=raw["source"],
-        trigger=raw["trigger"],
-        timeout_seconds=raw["timeout_seconds"],
-        memory=raw["memory"],
-        max_instances=raw["max_instances"],
-        pool_size=raw["pool_size"],
-        retry=raw["retry"],
-        topic=raw.get("topic"),
-        object_prefix=raw.get("object_prefix"),
-        dead_letter_topic=raw.get("dead_letter_topic"),
-        max_delivery_attempts=raw.get("max_delivery_attempts"),
-        publishes=tuple(raw.get("publishes", ())),
-        secrets=tuple(raw.get("secrets", ())),
-        signs_urls=raw.get("signs_urls", False),
-        schedules=tuple(Schedule(**s) for s in raw.get("schedules", ())),
-    )
+            problems.append(
+                f"function {label}: unknown secret {secret!r}; known: {sorted(SECRETS)}"
+            )
+    if len(problems) > before:
+        return None
+    fields["publishes"] = tuple(fields.get("publishes", ()))
+    fields["secrets"] = tuple(fields.get("secrets", ()))
+    fields["schedules"] = tuple(Schedule(**s) for s in fields.get("schedules", ()))
+    return Function(**fields)
 
 
 def load(path: Path = MANIFEST) -> Manifest:
+    """Read and validate the manifest; raise ValueError listing every problem."""
     raw = tomllib.loads(path.read_text())
-    topics = dict(raw["topics"])
-    functions = tuple(_function(f, set(topics.values())) for f in raw["functions"])
-    names = [f.name for f in functions]
-    if len(set(names)) != len(names):
-        raise ValueError(f"infra/functions.toml: duplicate function names in {names}")
+    topics = dict(raw.get("topics", {}))
+    problems: list[str] = []
+    functions = [_function(f, set(topics.values()), problems) for f in raw.get("functions", [])]
+    loaded = [f for f in functions if f]
+    if len({f.name for f in loaded}) != len(loaded):
+        problems.append("two functions share a name")
+    if len({f.local_port for f in loaded}) != len(loaded):
+        problems.append("two functions share a local_port")
+    if problems:
+        raise ValueError(f"{path}: " + "; ".join(problems))
+    database = raw.get("database", {})
     return Manifest(
-        functions=functions,
+        functions=tuple(loaded),
         topics=topics,
-        max_connections=raw["database"]["max_connections"],
-        reserved_connections=raw["database"]["reserved_connections"],
+        max_connections=int(database.get("max_connections", 100)),
+        reserved_connections=int(database.get("reserved_connections", 0)),
     )

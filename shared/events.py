@@ -95,6 +95,12 @@ def run(
 ) -> None:
     """Parse and handle one event with the platform's retry semantics (see module docstring)."""
     with log.bind(function=function, event_id=event["id"]):
+        log.info(
+            "event received",
+            action=f"{function}.received",
+            type=event["type"],
+            subject=event.get("subject"),
+        )
         try:
             parsed = parse(event)
         except AppError as error:

@@ -15,4 +15,5 @@ def register_upload(event: CloudEvent) -> None:
         action="register_upload.received",
         event_id=event["id"],
         type=event["type"],
+        subject=event.get("subject"),
     )

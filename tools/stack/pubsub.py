@@ -1,0 +1,82 @@
+"""Pub/Sub on the emulator, wired as on GCP: topics, push and pull subscriptions.
+
+Each Pub/Sub function gets a push subscription to its local endpoint with its retry policy, an
+ack deadline from its timeout and its dead-letter policy; dead-letter topics and
+generation-events get a `<topic>-tail` pull subscription for tests and the demo. The emulator
+keeps everything in memory, so `up` (re)creates all of it, idempotently, every time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+from google.api_core import exceptions
+from google.cloud import pubsub_v1
+from google.protobuf import duration_pb2, field_mask_pb2
+
+from infra.manifest import Function, Manifest
+from tools.stack.config import StackConfig
+
+TAIL_SUFFIX = "-tail"
+
+
+def _seconds(value: float) -> duration_pb2.Duration:
+    whole = int(value)
+    return duration_pb2.Duration(seconds=whole, nanos=int((value - whole) * 1e9))
+
+
+def push_subscription(config: StackConfig, function: Function) -> dict[str, object]:
+    """The subscription Eventarc would make for the function, pushing to its local port."""
+    project = config.project
+    low, high = config.backoff(function)
+    subscription: dict[str, object] = {
+        "name": f"projects/{project}/subscriptions/{function.name}-push",
+        "topic": f"projects/{project}/topics/{function.topic}",
+        "push_config": {"push_endpoint": config.function_url(function)},
+        "ack_deadline_seconds": min(max(function.timeout_seconds, 10), 600),
+        "retry_policy": {"minimum_backoff": _seconds(low), "maximum_backoff": _seconds(high)},
+    }
+    if function.dead_letter_topic:
+        subscription["dead_letter_policy"] = {
+            "dead_letter_topic": f"projects/{project}/topics/{function.dead_letter_topic}",
+            "max_delivery_attempts": function.max_delivery_attempts,
+        }
+    return subscription
+
+
+def tail_topics(spec: Manifest) -> list[str]:
+    return [*spec.dead_letter_topics, spec.topics["generation_events"]]
+
+
+def ensure_resources(config: StackConfig, spec: Manifest) -> list[str]:
+    """Create or update every topic and subscription; return the subscription names."""
+    os.environ["PUBSUB_EMULATOR_HOST"] = config.pubsub_host
+    publisher = pubsub_v1.PublisherClient()
+    subscriber = pubsub_v1.SubscriberClient()
+    try:
+        for topic in spec.all_topics():
+            with contextlib.suppress(exceptions.AlreadyExists):
+                publisher.create_topic(name=publisher.topic_path(config.project, topic), timeout=10)
+        wanted = [push_subscription(config, f) for f in spec.by_trigger("pubsub")]
+        wanted += [
+            {
+                "name": subscriber.subscription_path(config.project, topic + TAIL_SUFFIX),
+                "topic": publisher.topic_path(config.project, topic),
+                "ack_deadline_seconds": 30,
+            }
+            for topic in tail_topics(spec)
+        ]
+        for subscription in wanted:
+            try:
+                subscriber.create_subscription(request=subscription, timeout=10)
+            except exceptions.AlreadyExists:
+                fields = [k for k in subscription if k not in ("name", "topic")]
+                mask = field_mask_pb2.FieldMask(paths=fields)
+                subscriber.update_subscription(
+                    request={"subscription": subscription, "update_mask": mask}, timeout=10
+                )
+        return [str(s["name"]) for s in wanted]
+    finally:
+        subscriber.close()
+        publisher.transport.close()

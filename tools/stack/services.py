@@ -1,0 +1,135 @@
+"""The services of the local stack: how each starts, where it listens, how it is probed."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from infra.manifest import ROOT, Manifest
+from tools.pgcluster import Cluster
+from tools.stack import emulator
+from tools.stack.config import CERTS_PATH, DB_NAME, HOST, StackConfig
+from tools.stack.procs import http_answers, port_answers
+
+
+@dataclass
+class Service:
+    """One process (or, for PostgreSQL, one cluster) of the stack."""
+
+    name: str
+    port: int
+    probe_url: str | None = None
+    # The command, built only when the service must start (finding Java may fail).
+    command: Callable[[], list[str]] | None = None
+    env: dict[str, str] = field(default_factory=dict)
+
+    def answers(self) -> bool:
+        """Up means: its port answers (and its HTTP probe, when it has one)."""
+        if self.probe_url:
+            return http_answers(self.probe_url)
+        return port_answers(self.port)
+
+
+def cluster(config: StackConfig) -> Cluster:
+    return Cluster(config.pg_root, config.pg_port)
+
+
+def database_url(config: StackConfig) -> str:
+    return cluster(config).url(DB_NAME)
+
+
+def child_env(config: StackConfig) -> dict[str, str]:
+    """The caller's environment (OPENAI_*, LOG_LEVEL, ... pass through) plus the stack's."""
+    env = dict(os.environ)
+    env.update(
+        PYTHONPATH=str(ROOT),
+        PYTHONUNBUFFERED="1",
+        STACK_DIR=str(config.state),
+        GCP_PROJECT=config.project,
+        BUCKET_NAME=config.bucket,
+        PUBSUB_EMULATOR_HOST=config.pubsub_host,
+        STORAGE_EMULATOR_HOST=config.storage_host,
+    )
+    return env
+
+
+def function_env(config: StackConfig, spec: Manifest, name: str, db_url: str) -> dict[str, str]:
+    """What a function reads on GCP, pointed at the local stand-ins."""
+    function = spec.function(name)
+    env = child_env(config)
+    env.update(
+        DATABASE_URL=db_url,
+        DB_POOL_SIZE=str(function.pool_size),
+        AUTH_ISSUER=config.auth_issuer,
+        AUTH_AUDIENCE=config.project,
+        AUTH_CERTS_URL=config.certs_url,
+        SIGNING_CREDENTIALS_FILE=str(config.signing_credentials),
+        K_SERVICE=function.name,
+        CLOUD_RUN_TIMEOUT_SECONDS=str(function.timeout_seconds),
+    )
+    return env
+
+
+def build(config: StackConfig, spec: Manifest, db_url: str) -> list[Service]:
+    """Every service, in start order: PostgreSQL first, the functions last."""
+    python = sys.executable
+    base = child_env(config)
+    services = [
+        Service("postgres", config.pg_port),
+        Service(
+            "pubsub",
+            config.pubsub_port,
+            probe_url=f"http://{config.pubsub_host}/",
+            command=lambda: emulator.emulator_command(config.pubsub_port),
+            env=base,
+        ),
+        Service(
+            "gcs",
+            config.gcs_port,
+            probe_url=f"{config.storage_host}/storage/v1/b/{config.bucket}",
+            command=lambda: [
+                python,
+                "-m",
+                "gcp_storage_emulator",
+                "--data-dir",
+                str(config.gcs_data),
+                "start",
+                "--quiet",
+                f"--host={HOST}",
+                f"--port={config.gcs_port}",
+                f"--default-bucket={config.bucket}",
+            ],
+            env=base,
+        ),
+        Service(
+            "issuer",
+            config.issuer_port,
+            probe_url=config.issuer_url + CERTS_PATH,
+            command=lambda: [python, "-m", "tools.stack.issuer"],
+            env=base,
+        ),
+        Service(
+            "relay",
+            config.relay_port,
+            probe_url=config.relay_url + "/healthz",
+            command=lambda: [python, "-m", "tools.stack.relay"],
+            env=base,
+        ),
+    ]
+    for f in spec.functions:
+        port = config.function_ports[f.name]
+        cmd = [python, "-m", "functions_framework", "--source", str(ROOT / f.source)]
+        cmd += ["--target", f.entry_point, f"--host={HOST}", f"--port={port}"]
+        probe = f"http://{HOST}:{port}" + ("/v1/healthz" if f.trigger == "http" else "/")
+        services.append(
+            Service(
+                f.name,
+                port,
+                probe_url=probe,
+                command=lambda cmd=cmd: cmd,  # type: ignore[misc]
+                env=function_env(config, spec, f.name, db_url),
+            )
+        )
+    return services
