@@ -263,10 +263,20 @@ def error_response(error: AppError) -> Response:
 
 
 def _from_werkzeug(exc: HTTPException) -> AppError:
-    """Werkzeug's own refusals (body over the limit, unreadable body) as project errors."""
+    """Werkzeug's own refusals (body over the limit, unreadable body, a path the framework's
+    router cannot match) as project errors."""
     if exc.code == 413:
         return PayloadTooLarge("the body is too large")
+    if exc.code == 404:
+        return NotFound("no such route")
     return InvalidInput("the request could not be read")
+
+
+def framework_error(exc: HTTPException, request: Request) -> Response:
+    """A refusal made by functions-framework before `dispatch` runs, as a JSON error."""
+    response = error_response(_from_werkzeug(exc))
+    response.headers.update(_cors_headers(request))
+    return response
 
 
 def _cors_headers(request: Request) -> dict[str, str]:

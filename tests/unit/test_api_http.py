@@ -177,3 +177,12 @@ def test_limits_out_of_range_are_400(limit):
     assert ApiRequest(raw=EnvironBuilder(query_string="limit=7").get_request()).query_model(
         PageQuery
     ) == PageQuery(limit=7)
+
+
+def test_refusals_made_before_dispatch_are_json_too():
+    from werkzeug.exceptions import NotFound as WerkzeugNotFound
+
+    request = EnvironBuilder(path="/v1/x", headers={"Origin": "https://app.example.com"})
+    response = http.framework_error(WerkzeugNotFound(), request.get_request())
+    assert response.status_code == 404 and _error(response)["code"] == "not_found"
+    assert response.headers["Access-Control-Allow-Origin"] == "https://app.example.com"
