@@ -1,29 +1,22 @@
-"""The `api` function's plumbing: routing, JSON bodies, CORS, and mapping errors to responses.
-
-`dispatch(router, request, authenticate)` takes a Werkzeug request (what functions-framework
-hands to an HTTP function) and returns a Werkzeug response, so tests drive it without the
-framework. Each `Route` also carries what the OpenAPI document says of it (tools/openapi.py
-reads it): request and query models, response model and status, extra error statuses.
+"""What route handlers see and return: ApiRequest (validated body and query), Reply, and the
+Router of Routes. Each `Route` also carries what the OpenAPI document says of it
+(tools/openapi.py reads it): request and query models, response model and status, extra error
+statuses. shared/dispatch.py runs a request through a router.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
-from werkzeug.exceptions import HTTPException
-from werkzeug.wrappers import Request, Response
+from werkzeug.wrappers import Request
 
-from shared import config, log
 from shared.errors import (
-    AppError,
     InvalidInput,
     MethodNotAllowed,
     NotFound,
@@ -232,124 +225,3 @@ def _checked_params(params: dict[str, str]) -> dict[str, str]:
             except ValueError:
                 raise NotFound(f"no such {name.removesuffix('_id') or 'resource'}") from None
     return params
-
-
-def _default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat().replace("+00:00", "Z")
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
-    if body is None:
-        response = Response(status=status)
-    else:
-        payload = json.dumps(body, default=_default, ensure_ascii=False, separators=(",", ":"))
-        response = Response(payload, status=status, mimetype="application/json")
-    for name, value in (headers or {}).items():
-        response.headers[name] = value
-    return response
-
-
-def error_response(error: AppError) -> Response:
-    headers = {} if error.retry_after is None else {"Retry-After": str(error.retry_after)}
-    if isinstance(error, MethodNotAllowed):
-        headers["Allow"] = ", ".join(error.details["allowed"])
-    return json_response(error.http_status, error.to_body(), headers)
-
-
-def _from_werkzeug(exc: HTTPException) -> AppError:
-    """Werkzeug's own refusals (body over the limit, unreadable body, a path the framework's
-    router cannot match) as project errors."""
-    if exc.code == 413:
-        return PayloadTooLarge("the body is too large")
-    if exc.code == 404:
-        return NotFound("no such route")
-    return InvalidInput("the request could not be read")
-
-
-def framework_error(exc: HTTPException, request: Request) -> Response:
-    """A refusal made by functions-framework before `dispatch` runs, as a JSON error."""
-    response = error_response(_from_werkzeug(exc))
-    response.headers.update(_cors_headers(request))
-    return response
-
-
-def _cors_headers(request: Request) -> dict[str, str]:
-    origin = request.headers.get("Origin")
-    allowed = config.settings().cors_origins
-    if not origin or not (origin in allowed or "*" in allowed):
-        return {}
-    return {
-        "Access-Control-Allow-Origin": origin,
-        "Vary": "Origin",
-        "Access-Control-Expose-Headers": "Retry-After, Location",
-    }
-
-
-def _preflight(request: Request) -> Response:
-    headers = _cors_headers(request)
-    if headers:
-        headers.update(
-            {
-                "Access-Control-Allow-Methods": "GET, POST, PATCH, DELETE, OPTIONS",
-                "Access-Control-Allow-Headers": "Authorization, Content-Type, Idempotency-Key",
-                "Access-Control-Max-Age": "3600",
-            }
-        )
-    return Response(status=204, headers=headers)
-
-
-def _serialise(route: Route, reply: Reply) -> Any:
-    """The reply's body as JSON-able data, through the route's response model when declared."""
-    if reply.body is None:
-        return None
-    adapter = route.adapter
-    if adapter is None or not 200 <= reply.status < 300:
-        return reply.body
-    return adapter.dump_python(adapter.validate_python(reply.body), mode="json")
-
-
-def _handle(router: Router, request: Request, authenticate: Callable[[Request], Any]) -> Response:
-    route, params = router.match(request.method, request.path)
-    # One byte over the limit: a chunked body (no Content-Length) is cut there, so a body longer
-    # than the limit is told apart from one exactly at it.
-    request.max_content_length = route.max_body_bytes + 1
-    api_request = ApiRequest(raw=request, params=params)
-    if route.authenticated:
-        api_request.user = authenticate(request)
-    reply = route.handler(api_request)
-    return json_response(reply.status, _serialise(route, reply), reply.headers)
-
-
-def dispatch(router: Router, request: Request, authenticate: Callable[[Request], Any]) -> Response:
-    """Route one request; every failure becomes a JSON error body, never a stack trace."""
-    started = time.monotonic()
-    trace = log.trace_field(request.headers.get("X-Cloud-Trace-Context"), config.settings().project)
-    with log.bind(function="api", **trace):
-        if request.method == "OPTIONS":
-            return _preflight(request)
-        try:
-            try:
-                response = _handle(router, request, authenticate)
-            except HTTPException as exc:
-                raise _from_werkzeug(exc) from exc
-        except AppError as error:
-            if error.http_status >= 500:
-                log.warning(error.message, action="api.unavailable", code=error.code)
-            response = error_response(error)
-        except Exception as exc:
-            log.error("unhandled error", action="api.crash", exc=exc, path=request.path)
-            response = error_response(AppError("internal error"))
-        response.headers.update(_cors_headers(request))
-        log.info(
-            f"{request.method} {request.path} {response.status_code}",
-            action="api.request",
-            status=response.status_code,
-            ms=round((time.monotonic() - started) * 1000, 1),
-        )
-        return response

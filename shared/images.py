@@ -22,14 +22,18 @@ def gallery(request: ApiRequest) -> Reply:
     )
     session_id = request.params["session_id"]
     with db.transaction() as conn:
-        if sessions.get_owned(conn, session_id=session_id, user_id=request.user_id) is None:
-            raise NotFound("no such session")
         found = generated_images.gallery_page(
             conn,
             session_id=session_id,
+            user_id=request.user_id,
             limit=query.limit + 1,
             after=(after[0], after[1], after[2]) if after else None,
         )
+        # An empty page is either the end of a gallery or someone else's session.
+        if not found and not sessions.get_owned(
+            conn, session_id=session_id, user_id=request.user_id
+        ):
+            raise NotFound("no such session")
     served = found[: query.limit]
     next_cursor = None
     if len(found) > query.limit:

@@ -33,11 +33,13 @@ LIMIT 1
 # (ordering by index alone would interleave batches). Jobs come in order from
 # generation_jobs_session_created_idx, each job's images from the (job, index) key, and an
 # incremental sort orders each job's few images; the keyset is (job created_at, job id, index).
+# The owner check is a one-time filter: another user's session yields no rows.
 _GALLERY_PAGE = """
 SELECT gi.*, gj.created_at AS job_created_at
   FROM generation_jobs gj
   JOIN generated_images gi ON gi.generation_job_id = gj.id
  WHERE gj.session_id = :session_id
+   AND EXISTS (SELECT 1 FROM sessions s WHERE s.id = :session_id AND s.user_id = :user_id)
    AND (CAST(:after_created_at AS timestamptz) IS NULL
         OR (gj.created_at, gj.id) < (CAST(:after_created_at AS timestamptz), CAST(:after_job_id AS uuid))
         OR ((gj.created_at, gj.id) = (CAST(:after_created_at AS timestamptz), CAST(:after_job_id AS uuid))
@@ -62,19 +64,19 @@ def gallery_page(
     conn: Connection,
     *,
     session_id: Any,
+    user_id: Any,
     limit: int,
     after: tuple[Any, Any, int] | None = None,
 ) -> list[dict[str, Any]]:
-    """A page of a session's images; `after` is (job created_at, job id, index) of the last seen.
-
-    The caller checks that the session is the user's (images share their session's owner).
-    """
+    """A page of the user's session's images (none when the session is not theirs); `after` is
+    (job created_at, job id, index) of the last image seen."""
     after_created_at, after_job_id, after_index = after or (None, None, 0)
     return rows(
         conn,
         _GALLERY_PAGE,
         {
             "session_id": session_id,
+            "user_id": user_id,
             "limit": limit,
             "after_created_at": after_created_at,
             "after_job_id": after_job_id,

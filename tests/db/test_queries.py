@@ -83,10 +83,16 @@ def test_session_gallery_is_newest_job_first_then_by_index(database):
         for job, index in [(second_job, 2), (first_job, 1), (second_job, 1), (first_job, 2)]:
             make.image(conn, job, index)
     with db.transaction() as conn:
-        gallery = generated_images.gallery_page(conn, session_id=session["id"], limit=10)
+        gallery = generated_images.gallery_page(
+            conn, session_id=session["id"], user_id=owner["id"], limit=10
+        )
+        foreign = generated_images.gallery_page(
+            conn, session_id=session["id"], user_id=make.user(conn)["id"], limit=10
+        )
         tail = generated_images.gallery_page(
             conn,
             session_id=session["id"],
+            user_id=owner["id"],
             limit=10,
             after=(second_job["created_at"], second_job["id"], 1),
         )
@@ -98,6 +104,7 @@ def test_session_gallery_is_newest_job_first_then_by_index(database):
         (first_job["id"], 2),
     ]
     assert [(g["generation_job_id"], g["generation_index"]) for g in tail] == order[1:]
+    assert foreign == []
 
 
 def test_concurrent_first_calls_create_one_user(database):
