@@ -4,7 +4,6 @@ and foreign-key checks off, the secondary indexes built afterwards by the migrat
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from typing import Any
@@ -115,10 +114,17 @@ def _parallel(url: str, sql: str, total: int, users: int, workers: int = 2) -> N
         t.join()
 
 
+def _migrate(conn: pg8000.native.Connection) -> None:
+    """The schema files, as shared.migrate runs them, on a connection without the app's
+    statement and socket timeouts (building an index on 10M rows takes minutes)."""
+    from shared import migrate
+
+    for name in migrate.SCHEMA_FILES:
+        conn.execute_simple((migrate.SCHEMA_DIR / name).read_text(encoding="utf-8"))
+
+
 def seed(cluster: Any, url: str, scale: float) -> dict[str, Any]:
     """Load the data (or reuse a load of the same scale); returns counts, time and samples."""
-    from shared import config, db, migrate
-
     n_users, n_sessions = max(10, int(100_000 * scale)), max(100, int(1_000_000 * scale))
     admin = _connect(cluster.url("postgres"))
     exists = admin.run("SELECT 1 FROM pg_database WHERE datname = 'bench'")
@@ -135,10 +141,7 @@ def seed(cluster: Any, url: str, scale: float) -> dict[str, Any]:
         conn = _connect(url)
         started = time.monotonic()
         conn.run("DROP TABLE IF EXISTS " + ", ".join(reversed(TABLES)) + " CASCADE")
-        os.environ["DATABASE_URL"] = url
-        config.settings.cache_clear()
-        migrate.migrate()
-        db.dispose()
+        _migrate(conn)
         for (name,) in conn.run(_SECONDARY_INDEXES, tables=list(TABLES)):
             conn.run(f"DROP INDEX {name}")
         for table in TABLES:
@@ -147,8 +150,7 @@ def seed(cluster: Any, url: str, scale: float) -> dict[str, Any]:
             _parallel(url, _SEED[table], total, n_users)
             print(f"  {table}: {time.monotonic() - t0:.0f} s", flush=True)
         t0 = time.monotonic()
-        migrate.migrate()  # builds the secondary indexes again (CREATE INDEX IF NOT EXISTS)
-        db.dispose()
+        _migrate(conn)  # builds the secondary indexes again (CREATE INDEX IF NOT EXISTS)
         print(f"  secondary indexes: {time.monotonic() - t0:.0f} s", flush=True)
         t0 = time.monotonic()
         conn.run("VACUUM (ANALYZE)")

@@ -146,15 +146,15 @@ def main() -> int:
         rng.shuffle(pages)
         drive(api.port, lists[:5], list_target, 1, 50)  # warm the pool and the process
         lists = lists[5:]
-        n = min(REQUESTS, len(lists) - 400, len(pages) - 400)
-        c = CLIENTS
+        k = min(200, len(lists) // 3, len(pages) // 3)  # requests per cold run
+        n, c = REQUESTS, CLIENTS
         rows += [
-            drive(api.port, lists[:200], list_target, 1, 200, "sessions, 1 client, cold"),
-            drive(api.port, lists[200:400], list_target, c, 200, f"sessions, {c} paced, cold", RATE),
+            drive(api.port, lists[:k], list_target, 1, k, "sessions, 1 client, cold"),
+            drive(api.port, lists[k : 2 * k], list_target, c, k, f"sessions, {c} paced, cold", RATE),
             drive(api.port, lists[:20], list_target, c, n, f"sessions, {c} paced, warm", RATE),
             drive(api.port, lists[:20], list_target, c, n, f"sessions, {c} saturating, warm"),
-            drive(api.port, pages[:200], gallery_target, 1, 200, "gallery, 1 client, cold"),
-            drive(api.port, pages[200:400], gallery_target, c, 200, f"gallery, {c} paced, cold", RATE),
+            drive(api.port, pages[:k], gallery_target, 1, k, "gallery, 1 client, cold"),
+            drive(api.port, pages[k : 2 * k], gallery_target, c, k, f"gallery, {c} paced, cold", RATE),
             drive(api.port, pages[:20], gallery_target, c, n, f"gallery, {c} paced, warm", RATE),
             drive(api.port, pages[:20], gallery_target, c, n, f"gallery, {c} saturating, warm"),
         ]  # fmt: skip
