@@ -76,6 +76,9 @@ class AuthSettings:
 
 @dataclass(frozen=True)
 class UploadLimits:
+    """What a reference upload may be (README, "Uploads"): UPLOAD_MAX_BYTES, UPLOAD_MAX_PIXELS,
+    UPLOAD_MAX_SIDE and UPLOAD_FORMATS (a comma-separated subset of JPEG, PNG, WEBP)."""
+
     max_bytes: int = 20 * 1024 * 1024
     max_pixels: int = 50_000_000
     max_side: int = 12_000
@@ -210,6 +213,20 @@ def _database(r: _Reader) -> DatabaseSettings:
     )
 
 
+def _upload_formats(r: _Reader) -> tuple[str, ...]:
+    raw = r.text("UPLOAD_FORMATS")
+    if raw is None:
+        return UploadLimits.formats
+    formats = tuple(dict.fromkeys(f.strip().upper() for f in raw.split(",") if f.strip()))
+    if not formats or not set(formats) <= set(UploadLimits.formats):
+        r.problems.append(
+            f"UPLOAD_FORMATS must be a comma-separated subset of {', '.join(UploadLimits.formats)}"
+            f", got {raw!r}"
+        )
+        return UploadLimits.formats
+    return formats
+
+
 def load(env: Mapping[str, str] | None = None) -> Settings:
     """Build and validate settings from an environment mapping (default: os.environ)."""
     r = _Reader(os.environ if env is None else env)
@@ -236,6 +253,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         max_bytes=r.integer("UPLOAD_MAX_BYTES", UploadLimits.max_bytes, minimum=1),
         max_pixels=r.integer("UPLOAD_MAX_PIXELS", UploadLimits.max_pixels, minimum=1),
         max_side=r.integer("UPLOAD_MAX_SIDE", UploadLimits.max_side, minimum=1),
+        formats=_upload_formats(r),
     )
     settings = Settings(
         project=project,

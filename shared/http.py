@@ -1,115 +1,34 @@
-"""What route handlers see and return: ApiRequest (validated body and query), Reply, and the
-Router of Routes. Each `Route` also carries what the OpenAPI document says of it
-(tools/openapi.py reads it): request and query models, response model and status, extra error
-statuses. shared/dispatch.py runs a request through a router.
+"""The `api` function's plumbing: the Router of Routes, handler Replies, and `dispatch`, which
+routes, authenticates, runs the handler, serialises through the route's response model and maps
+every failure to a JSON error body, with CORS on every answer.
+
+`dispatch(router, request, authenticate)` takes a Werkzeug request (what functions-framework
+hands to an HTTP function) and returns a Werkzeug response, so tests drive it without the
+framework. Each `Route` also carries what the OpenAPI document says of it (tools/openapi.py
+reads it): request and query models, response model and status, extra error statuses.
+Handlers read their input through `ApiRequest` (shared/api_request.py).
 """
 
 from __future__ import annotations
 
 import json
 import re
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from datetime import date, datetime
+from typing import Any
 
-from pydantic import BaseModel, TypeAdapter, ValidationError
-from werkzeug.wrappers import Request
+from pydantic import BaseModel, TypeAdapter
+from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Request, Response
 
-from shared.errors import (
-    InvalidInput,
-    MethodNotAllowed,
-    NotFound,
-    PayloadTooLarge,
-    UnsupportedMediaType,
-)
+from shared import config, log
+from shared.api_request import MAX_JSON_BYTES, ApiRequest
+from shared.errors import AppError, InvalidInput, MethodNotAllowed, NotFound, PayloadTooLarge
 
-MAX_JSON_BYTES = 64 * 1024
-M = TypeVar("M", bound=BaseModel)
-_BAD_TEXT = re.compile(r"[\x00\ud800-\udfff]")
-
-
-def _field_errors(exc: ValidationError) -> list[dict[str, str]]:
-    return [
-        {"field": ".".join(str(p) for p in e["loc"]) or "(body)", "problem": e["msg"]}
-        for e in exc.errors(include_url=False, include_input=False, include_context=False)
-    ]
-
-
-def _check_text(value: Any, where: str = "") -> None:
-    """Refuse NUL characters and lone surrogates: PostgreSQL text and UTF-8 hold neither."""
-    if isinstance(value, str):
-        if _BAD_TEXT.search(value):
-            raise InvalidInput(
-                "text must be valid Unicode without NUL characters",
-                details=[{"field": where or "(body)", "problem": "invalid character"}],
-            )
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            _check_text(key, where)
-            _check_text(item, f"{where}.{key}" if where else str(key))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            _check_text(item, f"{where}.{index}" if where else str(index))
-
-
-@dataclass
-class ApiRequest:
-    """What a route handler sees: the raw request, its path parameters and the caller."""
-
-    raw: Request
-    params: dict[str, str] = field(default_factory=dict)
-    user: dict[str, Any] | None = None
-
-    def json(self, *, optional: bool = False) -> dict[str, Any]:
-        """The body as a JSON object (`{}` for an empty optional body); else 400, 413 or 415."""
-        limit = (self.raw.max_content_length or MAX_JSON_BYTES + 1) - 1
-        if self.raw.content_length is not None and self.raw.content_length > limit:
-            raise PayloadTooLarge(f"the body is limited to {limit} bytes")
-        if optional and not self.raw.content_length and not self.raw.headers.get("Content-Type"):
-            return {}
-        if self.raw.mimetype != "application/json":
-            raise UnsupportedMediaType("send the body as application/json")
-        data = self.raw.get_data(cache=True)
-        if len(data) > limit:
-            raise PayloadTooLarge(f"the body is limited to {limit} bytes")
-        if optional and not data.strip():
-            return {}
-        try:
-            body = json.loads(data)
-            _check_text(body)
-        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-            raise InvalidInput("the body is not valid JSON", code="malformed_json") from exc
-        if not isinstance(body, dict):
-            raise InvalidInput("the body must be a JSON object", code="malformed_json")
-        return body
-
-    def body(self, model: type[M], *, optional: bool = False) -> M:
-        """The JSON body validated by a strict pydantic model; field errors are a 400."""
-        try:
-            return model.model_validate(self.json(optional=optional), strict=True)
-        except ValidationError as exc:
-            raise InvalidInput("the body has invalid fields", details=_field_errors(exc)) from exc
-
-    def query(self, name: str) -> str | None:
-        return self.raw.args.get(name)
-
-    def query_model(self, model: type[M]) -> M:
-        """The query string validated by a pydantic model (lax: "5" is an int); else 400."""
-        values = {name: self.raw.args.get(name) for name in model.model_fields}
-        present = {k: v for k, v in values.items() if v is not None}
-        _check_text(present)
-        try:
-            return model.model_validate(present)
-        except ValidationError as exc:
-            raise InvalidInput(
-                "the query has invalid parameters", details=_field_errors(exc)
-            ) from exc
-
-    @property
-    def user_id(self) -> Any:
-        assert self.user is not None, "route requires authentication"
-        return self.user["id"]
+__all__ = ["MAX_JSON_BYTES", "ApiRequest", "Reply", "Route", "Router", "dispatch"]
 
 
 @dataclass(frozen=True)
@@ -191,17 +110,6 @@ class Router:
         pattern = re.compile(f"^{regex}$")
         self.routes.append(Route(method, template, handler, authenticated, pattern, **meta))
 
-    def route(
-        self, method: str, template: str, *, authenticated: bool = True, **meta: Any
-    ) -> Callable[[Handler], Handler]:
-        """Decorator form of `add`."""
-
-        def register(handler: Handler) -> Handler:
-            self.add(method, template, handler, authenticated=authenticated, **meta)
-            return handler
-
-        return register
-
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]]:
         allowed = []
         for route in self.routes:
@@ -225,3 +133,124 @@ def _checked_params(params: dict[str, str]) -> dict[str, str]:
             except ValueError:
                 raise NotFound(f"no such {name.removesuffix('_id') or 'resource'}") from None
     return params
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
+    if body is None:
+        response = Response(status=status)
+    else:
+        payload = json.dumps(body, default=_default, ensure_ascii=False, separators=(",", ":"))
+        response = Response(payload, status=status, mimetype="application/json")
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def error_response(error: AppError) -> Response:
+    headers = {} if error.retry_after is None else {"Retry-After": str(error.retry_after)}
+    if isinstance(error, MethodNotAllowed):
+        headers["Allow"] = ", ".join(error.details["allowed"])
+    return json_response(error.http_status, error.to_body(), headers)
+
+
+def _from_werkzeug(exc: HTTPException) -> AppError:
+    """Werkzeug's own refusals (body over the limit, unreadable body, a path the framework's
+    router cannot match) as project errors."""
+    if exc.code == 413:
+        return PayloadTooLarge("the body is too large")
+    if exc.code == 404:
+        return NotFound("no such route")
+    return InvalidInput("the request could not be read")
+
+
+def framework_error(exc: HTTPException, request: Request) -> Response:
+    """A refusal made by functions-framework before `dispatch` runs, as a JSON error."""
+    response = error_response(_from_werkzeug(exc))
+    response.headers.update(_cors_headers(request))
+    return response
+
+
+def _cors_headers(request: Request) -> dict[str, str]:
+    origin = request.headers.get("Origin")
+    allowed = config.settings().cors_origins
+    if not origin or not (origin in allowed or "*" in allowed):
+        return {}
+    return {
+        "Access-Control-Allow-Origin": origin,
+        "Vary": "Origin",
+        "Access-Control-Expose-Headers": "Retry-After, Location",
+    }
+
+
+def _preflight(request: Request) -> Response:
+    headers = _cors_headers(request)
+    if headers:
+        headers.update(
+            {
+                "Access-Control-Allow-Methods": "GET, POST, PATCH, DELETE, OPTIONS",
+                "Access-Control-Allow-Headers": "Authorization, Content-Type, Idempotency-Key",
+                "Access-Control-Max-Age": "3600",
+            }
+        )
+    return Response(status=204, headers=headers)
+
+
+def _serialise(route: Route, reply: Reply) -> Any:
+    """The reply's body as JSON-able data, through the route's response model when declared."""
+    if reply.body is None:
+        return None
+    adapter = route.adapter
+    if adapter is None or not 200 <= reply.status < 300:
+        return reply.body
+    return adapter.dump_python(adapter.validate_python(reply.body), mode="json")
+
+
+def _handle(router: Router, request: Request, authenticate: Callable[[Request], Any]) -> Response:
+    route, params = router.match(request.method, request.path)
+    # One byte over the limit: a chunked body (no Content-Length) is cut there, so a body longer
+    # than the limit is told apart from one exactly at it.
+    request.max_content_length = route.max_body_bytes + 1
+    api_request = ApiRequest(raw=request, params=params)
+    if route.authenticated:
+        api_request.user = authenticate(request)
+    reply = route.handler(api_request)
+    return json_response(reply.status, _serialise(route, reply), reply.headers)
+
+
+def dispatch(router: Router, request: Request, authenticate: Callable[[Request], Any]) -> Response:
+    """Route one request; every failure becomes a JSON error body, never a stack trace."""
+    started = time.monotonic()
+    trace = log.trace_field(request.headers.get("X-Cloud-Trace-Context"), config.settings().project)
+    with log.bind(function="api", **trace):
+        if request.method == "OPTIONS":
+            return _preflight(request)
+        try:
+            try:
+                response = _handle(router, request, authenticate)
+            except HTTPException as exc:
+                raise _from_werkzeug(exc) from exc
+        except AppError as error:
+            if error.http_status >= 500:
+                log.warning(error.message, action="api.unavailable", code=error.code)
+            response = error_response(error)
+        except Exception as exc:
+            log.error("unhandled error", action="api.crash", exc=exc, path=request.path)
+            response = error_response(AppError("internal error"))
+        response.headers.update(_cors_headers(request))
+        log.info(
+            f"{request.method} {request.path} {response.status_code}",
+            action="api.request",
+            status=response.status_code,
+            ms=round((time.monotonic() - started) * 1000, 1),
+        )
+        return response

@@ -61,7 +61,7 @@ def delete(request: ApiRequest) -> Reply:
     return Reply(204)
 
 
-def add_routes(router: Router) -> None:
+def register(router: Router) -> None:
     router.add(
         "GET",
         "/v1/sessions/{session_id}/images",

@@ -17,9 +17,12 @@ Task = Callable[[], dict[str, Any]]
 
 def tasks() -> dict[str, Task]:
     """Every task by name (imported here so that one task's module does not load the others')."""
-    from shared import purge
+    from shared import purge, upload_reconcile
 
-    return {"republish_deletions": purge.republish_pending}
+    return {
+        "reconcile_uploads": upload_reconcile.task,
+        "republish_deletions": purge.republish_pending,
+    }
 
 
 def run(message: dict[str, Any]) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 
-from shared import api_models, db, images, sessions
+from shared import api_models, db, images, reference_images, sessions
 from shared.http import ApiRequest, Reply, Router
 from shared.queries import health
 
@@ -46,6 +46,7 @@ def router() -> Router:
         summary="The caller's user record (created on the first authenticated call)",
         tags=("users",),
     )
-    sessions.add_routes(table)
-    images.add_routes(table)
+    sessions.register(table)
+    images.register(table)
+    reference_images.register(table)
     return table

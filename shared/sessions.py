@@ -88,7 +88,7 @@ def delete(request: ApiRequest) -> Reply:
     return Reply(204)
 
 
-def add_routes(router: Router) -> None:
+def register(router: Router) -> None:
     tags = ("sessions",)
     router.add(
         "POST",

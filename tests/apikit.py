@@ -29,7 +29,7 @@ from google.auth import crypt, jwt
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Response
 
-from shared import auth, config, db, dispatch, routes, storage
+from shared import auth, config, db, http, routes, storage
 from shared.errors import AppError
 
 PROJECT = "api-test-project"
@@ -214,7 +214,7 @@ def call(
         data=data,
         content_type=content_type,
     )
-    response = dispatch.dispatch(routes.router(), builder.get_request(), auth.authenticate)
+    response = http.dispatch(routes.router(), builder.get_request(), auth.authenticate)
     conforms(method, path.split("?")[0], response)
     return response
 

@@ -8,16 +8,16 @@ import functions_framework
 from flask import Request, Response, request
 from werkzeug.exceptions import HTTPException
 
-from shared import auth, dispatch, routes
+from shared import auth, http, routes
 
 
 @functions_framework.http
 def api(req: Request) -> Response:
-    return dispatch.dispatch(routes.router(), req, auth.authenticate)
+    return http.dispatch(routes.router(), req, auth.authenticate)
 
 
 @functions_framework.errorhandler(HTTPException)
 def framework_error(error: HTTPException) -> Response:
     """The framework's own refusals (e.g. a path with a newline, which its router never
     matches) answer JSON like everything else."""
-    return dispatch.framework_error(error, request)
+    return http.framework_error(error, request)

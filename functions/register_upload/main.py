@@ -1,19 +1,16 @@
-"""register_upload: triggered by GCS object finalize (uploads/ prefix).
+"""register_upload: GCS object finalize (google.cloud.storage.object.v1.finalized) on the bucket.
 
-Placeholder until its issue lands: logs and acknowledges."""
+Acts on `uploads/{user_id}/...` only and returns at once for anything else; writes nothing under
+`uploads/`. Idempotency key: the bucket path (bucket + object name), unique in reference_images;
+reads are pinned to the event's object generation.
+"""
 
 import functions_framework
 from cloudevents.http import CloudEvent
 
-from shared import log
+from shared import events, uploads
 
 
 @functions_framework.cloud_event
 def register_upload(event: CloudEvent) -> None:
-    log.info(
-        "event received",
-        action="register_upload.received",
-        event_id=event["id"],
-        type=event["type"],
-        subject=event.get("subject"),
-    )
+    events.run("register_upload", event, events.storage_object, uploads.handle_finalize)

@@ -9,7 +9,7 @@ import pytest
 from pydantic import BaseModel, Field
 from werkzeug.test import EnvironBuilder
 
-from shared import auth, dispatch, http
+from shared import auth, http
 from shared.api_models import PageQuery, Strict
 from shared.errors import InvalidInput
 from shared.http import ApiRequest, Reply, Router
@@ -56,7 +56,7 @@ def _router() -> Router:
 
 def send(method: str, path: str, **kwargs):
     request = EnvironBuilder(method=method, path=path, **kwargs).get_request()
-    return dispatch.dispatch(_router(), request, auth.authenticate)
+    return http.dispatch(_router(), request, auth.authenticate)
 
 
 def _error(response) -> dict:
@@ -116,7 +116,7 @@ def test_a_chunked_body_over_the_limit_is_refused():
         headers={"Transfer-Encoding": "chunked", "Content-Type": "application/json"},
         environ_base={"wsgi.input_terminated": True},
     ).get_request()
-    response = dispatch.dispatch(_router(), request, auth.authenticate)
+    response = http.dispatch(_router(), request, auth.authenticate)
     assert response.status_code == 413
 
 
@@ -183,6 +183,6 @@ def test_refusals_made_before_dispatch_are_json_too():
     from werkzeug.exceptions import NotFound as WerkzeugNotFound
 
     request = EnvironBuilder(path="/v1/x", headers={"Origin": "https://app.example.com"})
-    response = dispatch.framework_error(WerkzeugNotFound(), request.get_request())
+    response = http.framework_error(WerkzeugNotFound(), request.get_request())
     assert response.status_code == 404 and _error(response)["code"] == "not_found"
     assert response.headers["Access-Control-Allow-Origin"] == "https://app.example.com"

@@ -1,0 +1,171 @@
+"""Cost of registering a 24-megapixel JPEG: bytes read from storage and the handler's peak RSS.
+
+Run from the repository root: `python bench/bench_register_upload.py`. Starts its own
+gcp-storage-emulator and throwaway PostgreSQL (tools.pgcluster), stores the photo under
+uploads/{user}/, then runs `uploads.register_object` in a child process that counts the
+bytes its ranged reads return and reports `ru_maxrss` before the handler (imports, clients and
+the pool, as in a warm instance) and after it (the peak). Targets: at most 256 KiB read and
+64 MiB added by the handler. The process total is printed too: the imports alone take about
+74 MiB (google-cloud-storage 56 of them), more than any handler could save. Exits 1 when a
+target is missed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+MAX_READ = 256 * 1024
+MAX_RSS_MIB = 64
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def child() -> None:
+    """Wait for an object on stdin, register it as the trigger would; print the cost as JSON.
+
+    Started before the parent grows (Linux carries the RSS high-water mark across fork and
+    exec), it reads the object and the environment from stdin once the parent has stored it.
+    """
+    order = json.loads(sys.stdin.readline())
+    os.environ.update(order["env"])
+    from shared import config, db, storage, uploads
+    from shared.events import StorageObject
+
+    storage.bucket().exists()  # clients and the pool made, as in a warm instance
+    with db.transaction() as conn:
+        db.one(conn, "SELECT 1")
+    before = _rss_mib()
+    served = []
+    read_range = storage.read_range
+
+    def counting(*args: object, **kwargs: object) -> bytes:
+        data = read_range(*args, **kwargs)  # type: ignore[arg-type]
+        served.append(len(data))
+        return data
+
+    storage.read_range = counting  # type: ignore[assignment]
+    obj = StorageObject(
+        config.settings().bucket, order["name"], order["generation"], order["size"], "image/jpeg"
+    )
+    outcome = uploads.register_object(obj)
+    report = {"outcome": outcome, "read": sum(served), "reads": len(served)}
+    print(json.dumps({**report, "rss_before": before, "rss_peak": _rss_mib()}))
+
+
+def _wait_for_port(port: int, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 20
+    while socket.socket().connect_ex(("127.0.0.1", port)) != 0:
+        if time.monotonic() > deadline or process.poll() is not None:
+            raise SystemExit("gcp-storage-emulator did not start")
+        time.sleep(0.1)
+
+
+def main() -> int:
+    measured = subprocess.Popen(
+        [sys.executable, __file__, "--child"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        return _run(measured)
+    finally:
+        measured.kill()
+        measured.wait()
+
+
+def _run(measured: subprocess.Popen[str]) -> int:
+    from shared import config, db, migrate, storage
+    from shared.queries import users
+    from tests import imagefactory
+    from tools.pgcluster import Cluster
+
+    gcs_port = _free_port()
+    emulator = subprocess.Popen(
+        [str(Path(sys.executable).with_name("gcp-storage-emulator")), "start", "--host",
+         "127.0.0.1", "--port", str(gcs_port), "-M", "-q"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    root = Path(tempfile.mkdtemp(prefix="bench-register-upload-pg-"))
+    root.chmod(0o755)
+    cluster = Cluster(root, _free_port(), durable=False)
+    try:
+        cluster.start()
+        _wait_for_port(gcs_port, emulator)
+        env = {
+            "DATABASE_URL": cluster.url("postgres"),
+            "STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{gcs_port}",
+            "BUCKET_NAME": "bench-bucket",
+            "LOG_LEVEL": "WARNING",
+        }
+        os.environ.update(env)
+        config.settings.cache_clear()
+        migrate.migrate()
+        storage.client().create_bucket("bench-bucket")
+        with db.transaction() as conn:
+            user = users.get_or_create(conn, auth_subject="bench", email=None, display_name="bench")
+        db.dispose()
+        photo = imagefactory.jpeg_24mp()
+        name = storage.upload_object_name(user["id"], "camera.jpg")
+        blob = storage.write(name, photo, "image/jpeg")
+        del photo
+        order = {"env": env, "name": name, "generation": blob.generation, "size": blob.size}
+        output, _ = measured.communicate(json.dumps(order) + "\n", timeout=120)
+        result = json.loads(output.strip().splitlines()[-1])
+    finally:
+        emulator.terminate()
+        emulator.wait(timeout=10)
+        cluster.destroy()
+    handler_mib = result["rss_peak"] - result["rss_before"]
+    read_ok = result["read"] <= MAX_READ
+    rss_ok = handler_mib <= MAX_RSS_MIB
+    rows = [
+        ("file size (bytes)", f"{blob.size:>10}", ""),
+        (
+            f"read from storage (bytes, {result['reads']} ranged reads)",
+            f"{result['read']:>10}",
+            f"target <= {MAX_READ}  {'ok' if read_ok else 'OVER'}",
+        ),
+        (
+            "process RSS before the handler (MiB)",
+            f"{result['rss_before']:>10.1f}",
+            "imports, clients, pool",
+        ),
+        ("process peak RSS (MiB)", f"{result['rss_peak']:>10.1f}", ""),
+        (
+            "peak RSS added by the handler (MiB)",
+            f"{handler_mib:>10.1f}",
+            f"target <= {MAX_RSS_MIB}  {'ok' if rss_ok else 'OVER'}",
+        ),
+    ]
+    print(f"register_upload of a 6000x4000 JPEG: {result['outcome']}")
+    for label, value, note in rows:
+        print(f"{label:<44} {value}  {note}".rstrip())
+    return 0 if read_ok and rss_ok and result["outcome"] == "registered" else 1
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--child"]:
+        child()
+    else:
+        sys.exit(main())

@@ -1,0 +1,243 @@
+"""Routes of reference images: both ways to upload, and the caller's library.
+
+`POST /v1/uploads` takes a multipart body (file in `file`, optional `session_id`), checks it
+like the bucket trigger does, stores it under `uploads/{user_id}/` and registers it through the
+same code (`shared.uploads.record`), so the finalize event that follows finds the row. `POST
+/v1/uploads/signed-url` hands out a V4 signed PUT bound to the object name, the content type, a
+size range, create-only (`x-goog-if-generation-match: 0`) and the session (object metadata);
+`register_upload` registers the object once it lands.
+"""
+
+from __future__ import annotations
+
+from typing import IO, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from shared import config, db, imageinfo, pagination, pubsub, resources, storage, uploads
+from shared.api_models import PageQuery
+from shared.errors import InvalidInput, NotFound, PayloadTooLarge, UnsupportedMediaType
+from shared.filenames import sanitize_filename
+from shared.http import ApiRequest, Reply, Router
+from shared.imageinfo import ImageRejected
+from shared.queries import reference_images, sessions
+
+UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+MULTIPART_OVERHEAD = 16 * 1024  # boundaries, part headers and the session_id field
+# Werkzeug applies this to its multipart decoder's buffer too, which takes 64 KiB reads: it must
+# exceed that, and bounds what the non-file fields (a session id) can hold in memory.
+MAX_FORM_MEMORY_BYTES = 256 * 1024
+MAX_FORM_PARTS = 4
+
+
+class SignedUploadRequest(BaseModel):
+    """Body of POST /v1/uploads/signed-url."""
+
+    model_config = ConfigDict(extra="forbid")
+    file_name: str = Field(min_length=1, max_length=255)
+    mime_type: str = Field(min_length=1, max_length=100)
+    file_size: int = Field(gt=0)
+    session_id: str | None = Field(default=None, pattern=UUID_PATTERN)
+
+
+class UploadForm(BaseModel):
+    """The multipart body of POST /v1/uploads (documentation only: `_multipart` reads it)."""
+
+    file: bytes = Field(description="The image: JPEG, PNG or WebP.")
+    session_id: str | None = Field(default=None, pattern=UUID_PATTERN)
+
+
+def register(router: Router) -> None:
+    """Add this module's routes to the api's route table (with what the OpenAPI document says)."""
+    tags = ("reference images",)
+    router.add(
+        "POST",
+        "/v1/uploads",
+        upload,
+        body=UploadForm,
+        body_media_type="multipart/form-data",
+        status=201,
+        errors=(404, 422),
+        tags=tags,
+    )
+    router.add(
+        "POST",
+        "/v1/uploads/signed-url",
+        signed_upload,
+        body=SignedUploadRequest,
+        errors=(404,),
+        tags=tags,
+    )
+    router.add("GET", "/v1/reference-images", list_images, query=PageQuery, tags=tags)
+    router.add("GET", "/v1/reference-images/{image_id}", get_image, tags=tags)
+    router.add("DELETE", "/v1/reference-images/{image_id}", delete_image, status=204, tags=tags)
+
+
+def _check_size(size: int) -> None:
+    limit = config.settings().uploads.max_bytes
+    if size > limit:
+        raise PayloadTooLarge(
+            f"the file is larger than {limit} bytes", details={"max_bytes": limit, "size": size}
+        )
+
+
+def _check_mime_type(mime_type: str) -> None:
+    allowed = [imageinfo.MIME_TYPES[f] for f in config.settings().uploads.formats]  # type: ignore[index]
+    if mime_type not in allowed:
+        raise UnsupportedMediaType(
+            f"only {', '.join(allowed)} can be uploaded", details={"allowed": allowed}
+        )
+
+
+def _owned_session(user_id: Any, session_id: str | None) -> str | None:
+    """The session id if the caller owns it; another user's session is a 404."""
+    if session_id is None:
+        return None
+    with db.transaction() as conn:
+        if sessions.get_owned(conn, session_id=session_id, user_id=user_id) is None:
+            raise NotFound("no such session", details={"session_id": session_id})
+    return session_id
+
+
+def _multipart(request: ApiRequest) -> tuple[Any, str | None]:
+    """The `file` part and the `session_id` field, with every limit checked before reading."""
+    raw = request.raw
+    if raw.mimetype != "multipart/form-data":
+        raise UnsupportedMediaType("send multipart/form-data with the image in the field 'file'")
+    raw.max_content_length = config.settings().uploads.max_bytes + MULTIPART_OVERHEAD
+    raw.max_form_memory_size = MAX_FORM_MEMORY_BYTES
+    raw.max_form_parts = MAX_FORM_PARTS
+    try:  # Werkzeug refuses a Content-Length over max_content_length before reading the body
+        upload, session_field = raw.files.get("file"), raw.form.get("session_id")
+    except RequestEntityTooLarge as exc:
+        limit = config.settings().uploads.max_bytes
+        raise PayloadTooLarge(
+            "the request body is too large", details={"max_bytes": limit}
+        ) from exc
+    except HTTPException as exc:
+        raise InvalidInput("the multipart body is malformed") from exc
+    if upload is None:
+        raise InvalidInput(
+            "the image is missing", details=[{"field": "file", "problem": "Field required"}]
+        )
+    session_id = uploads.as_uuid(session_field)
+    if session_field and session_id is None:
+        raise InvalidInput(
+            "the session id is not valid",
+            details=[{"field": "session_id", "problem": "not a uuid"}],
+        )
+    return upload, session_id
+
+
+def _identify(stream: IO[bytes], size: int) -> imageinfo.ImageInfo:
+    def read_range(start: int, end: int) -> bytes:
+        stream.seek(start)
+        return stream.read(end - start + 1)
+
+    try:
+        return imageinfo.inspect(read_range, size, config.settings().uploads)
+    except ImageRejected as rejected:
+        if rejected.reason == "unsupported_format":
+            raise UnsupportedMediaType(rejected.message, details=rejected.details) from rejected
+        raise  # 422 (the size was checked first: 413)
+
+
+def upload(request: ApiRequest) -> Reply:
+    """POST /v1/uploads: validate, store, register; 201 with the reference image."""
+    file, session_id = _multipart(request)
+    stream = file.stream
+    size = stream.seek(0, 2)
+    _check_size(size)
+    info = _identify(stream, size)
+    session_id = _owned_session(request.user_id, session_id)
+    name = storage.upload_object_name(request.user_id, sanitize_filename(file.filename or ""))
+    stream.seek(0)
+    metadata = {uploads.SESSION_METADATA_KEY: session_id} if session_id else None
+    storage.write(name, stream.read(), info.mime_type, metadata)
+    row = uploads.record(name, size, info, user_id=str(request.user_id), session_id=session_id)
+    if row is None:
+        raise NotFound("the user no longer exists")
+    return Reply(
+        201, resources.reference_image(row), {"Location": f"/v1/reference-images/{row['id']}"}
+    )
+
+
+def signed_upload(request: ApiRequest) -> Reply:
+    """POST /v1/uploads/signed-url: a signed PUT and the headers the client must send with it."""
+    body = request.body(SignedUploadRequest)
+    _check_mime_type(body.mime_type)
+    _check_size(body.file_size)
+    session_id = _owned_session(request.user_id, uploads.as_uuid(body.session_id))
+    name = storage.upload_object_name(request.user_id, sanitize_filename(body.file_name))
+    headers = {
+        "x-goog-content-length-range": f"1,{body.file_size}",
+        "x-goog-if-generation-match": "0",  # create only: the URL cannot replace the object
+    }
+    if session_id:
+        headers[f"x-goog-meta-{uploads.SESSION_METADATA_KEY}"] = session_id
+    url, expires_at = storage.signed_url(  # the signer adds Host to the dict it is given
+        name, method="PUT", content_type=body.mime_type, headers=dict(headers)
+    )
+    return Reply(
+        200,
+        {
+            "upload_url": url,
+            "method": "PUT",
+            "headers": {"Content-Type": body.mime_type, **headers},
+            "gcp_bucket_path": storage.bucket_path(name),
+            "expires_at": expires_at,
+        },
+    )
+
+
+def _image_id(request: ApiRequest) -> str:
+    image_id = uploads.as_uuid(request.params["image_id"])
+    if image_id is None:
+        raise NotFound("no such reference image")
+    return image_id
+
+
+def list_images(request: ApiRequest) -> Reply:
+    """GET /v1/reference-images: the caller's references, newest first."""
+    size = pagination.limit(request.query("limit"))
+    after = pagination.decode(request.query("cursor"))
+    with db.transaction() as conn:
+        found = reference_images.list_for_user(
+            conn, user_id=request.user_id, limit=size + 1, after=after
+        )
+    body = pagination.page(
+        found, size, lambda r: (r["uploaded_at"], r["id"]), resources.reference_image
+    )
+    return Reply(200, body)
+
+
+def get_image(request: ApiRequest) -> Reply:
+    """GET /v1/reference-images/{id}: one of the caller's references (404 for anyone else's)."""
+    with db.transaction() as conn:
+        row = reference_images.get_owned(conn, image_id=_image_id(request), user_id=request.user_id)
+    if row is None:
+        raise NotFound("no such reference image")
+    return Reply(200, resources.reference_image(row))
+
+
+def delete_image(request: ApiRequest) -> Reply:
+    """DELETE /v1/reference-images/{id}: the row now, the object through object-deletions.
+
+    The purge is published before the transaction commits: if publishing fails nothing is
+    deleted and the client retries; the object never outlives its row unannounced.
+    """
+    with db.transaction() as conn:
+        row = reference_images.delete_owned(
+            conn, image_id=_image_id(request), user_id=request.user_id
+        )
+        if row is None:
+            raise NotFound("no such reference image")
+        pubsub.publish(
+            config.settings().topics.object_deletions,
+            {
+                "object_names": [storage.object_name_from_bucket_path(row["gcp_bucket_path"])],
+                "reason": "reference_image_deleted",
+            },
+        )
+    return Reply(204)

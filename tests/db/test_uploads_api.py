@@ -1,0 +1,234 @@
+"""The upload and reference-image routes through the api's dispatcher, on PostgreSQL and GCS."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from werkzeug.test import EnvironBuilder
+from werkzeug.wrappers import Request
+
+from shared import config, db, http, pubsub, routes, storage, uploads
+from shared.events import StorageObject
+from shared.queries import reference_images
+from tests import imagefactory as make
+from tests.db import factories
+from tests.db import test_uploads as base
+
+emulator, bucket, owner = base.emulator, base.bucket, base.owner
+PUBSUB_JARS = Path("/usr/lib/google-cloud-sdk/platform/pubsub-emulator/lib")
+VOLATILE = ("id", "gcp_bucket_path", "gcp_url", "uploaded_at", "created", "url")
+
+
+def call(user: dict[str, Any], method: str, path: str, **builder: Any) -> tuple[int, Any, Any]:
+    request = Request(EnvironBuilder(method=method, path=path, **builder).get_environ())
+    response = http.dispatch(routes.router(), request, lambda _: user)
+    return response.status_code, json.loads(response.get_data() or b"null"), response.headers
+
+
+def multipart(user: dict[str, Any], data: bytes, name: str = "photo.jpg", **fields: Any) -> Any:
+    form = {"file": (io.BytesIO(data), name), **fields}
+    return call(user, "POST", "/v1/uploads", data=form)
+
+
+def stored(name: str) -> StorageObject:
+    """The finalize event's view of a stored object."""
+    blob = storage.bucket().get_blob(name)
+    assert blob is not None, name
+    return StorageObject(
+        config.settings().bucket,
+        name,
+        blob.generation,
+        blob.size,
+        blob.content_type,
+        blob.metadata or {},
+    )
+
+
+def uploads_of(user: dict[str, Any]) -> list[str]:
+    prefix = f"{storage.UPLOADS_PREFIX}{user['id']}/"
+    return [b.name for b in storage.client().list_blobs(config.settings().bucket, prefix=prefix)]
+
+
+def test_multipart_upload_stores_registers_and_links_the_session(
+    bucket: str, owner: dict[str, Any]
+) -> None:
+    with db.transaction() as conn:
+        session = factories.session(conn, owner)
+    data = make.jpeg_rotated()
+    status, body, headers = multipart(
+        owner, data, "../../My Pic.jpg", session_id=str(session["id"])
+    )
+    assert status == 201, body
+    assert headers["Location"] == f"/v1/reference-images/{body['id']}"
+    assert (body["mime_type"], body["width"], body["height"]) == ("image/jpeg", 48, 64)
+    assert (body["file_name"], body["file_size"]) == ("My_Pic.jpg", len(data))
+    assert body["session_id"] == str(session["id"])
+    assert "X-Goog-Signature=" in body["url"] and "created" not in body
+    name = body["gcp_bucket_path"].split("/", 1)[1]
+    assert name.startswith(f"uploads/{owner['id']}/") and name.endswith("_My_Pic.jpg")
+    assert storage.read(name) == data
+    event = stored(name)
+    assert event.metadata == {uploads.SESSION_METADATA_KEY: str(session["id"])}
+    assert event.content_type == "image/jpeg"
+    # The finalize event that follows the route's write finds the row already there.
+    assert uploads.register_object(event) == "duplicate"
+
+
+def test_both_paths_give_the_same_row(bucket: str, owner: dict[str, Any]) -> None:
+    data = make.png_palette_transparent()
+    status, direct, _ = multipart(owner, data, "same file.png")
+    assert status == 201, direct
+    status, ticket, _ = call(
+        owner,
+        "POST",
+        "/v1/uploads/signed-url",
+        json={"file_name": "same file.png", "mime_type": "image/png", "file_size": len(data)},
+    )
+    assert status == 200, ticket
+    put = requests.put(ticket["upload_url"], data=data, headers=ticket["headers"], timeout=10)
+    assert put.status_code == 200, put.text
+    name = ticket["gcp_bucket_path"].split("/", 1)[1]
+    uploads.handle_finalize(stored(name))
+    status, listed, _ = call(owner, "GET", "/v1/reference-images")
+    assert [i["gcp_bucket_path"] for i in listed["items"]] == [
+        ticket["gcp_bucket_path"],
+        direct["gcp_bucket_path"],
+    ]
+    by_signed_url = listed["items"][0]
+    assert {k: v for k, v in by_signed_url.items() if k not in VOLATILE} == {
+        k: v for k, v in direct.items() if k not in VOLATILE
+    }
+
+
+def test_someone_elses_session_is_a_404_and_nothing_is_stored(
+    bucket: str, owner: dict[str, Any]
+) -> None:
+    with db.transaction() as conn:
+        theirs = factories.session(conn, factories.user(conn))
+    status, body, _ = multipart(owner, make.jpeg(), session_id=str(theirs["id"]))
+    assert (status, body["error"]["code"]) == (404, "not_found")
+    ticket = {"file_name": "a.jpg", "mime_type": "image/jpeg", "file_size": 10}
+    status, body, _ = call(
+        owner, "POST", "/v1/uploads/signed-url", json={**ticket, "session_id": str(theirs["id"])}
+    )
+    assert (status, body["error"]["code"]) == (404, "not_found")
+    assert uploads_of(owner) == []
+
+
+def test_signed_url_carries_the_session_as_signed_metadata(
+    bucket: str, owner: dict[str, Any]
+) -> None:
+    with db.transaction() as conn:
+        session = factories.session(conn, owner)
+    ticket = {"file_name": "a.jpg", "mime_type": "image/jpeg", "file_size": 10}
+    status, body, _ = call(
+        owner, "POST", "/v1/uploads/signed-url", json={**ticket, "session_id": str(session["id"])}
+    )
+    assert status == 200, body
+    assert body["headers"]["x-goog-meta-session-id"] == str(session["id"])
+    assert "x-goog-meta-session-id" in body["upload_url"].split("X-Goog-SignedHeaders=")[1]
+
+
+def test_list_pages_newest_first_and_only_the_callers(bucket: str, owner: dict[str, Any]) -> None:
+    with db.transaction() as conn:
+        stranger = factories.user(conn)
+    mine = [multipart(owner, make.png(), f"{i}.png")[1]["id"] for i in range(3)]
+    multipart(stranger, make.png(), "theirs.png")
+    status, first, _ = call(owner, "GET", "/v1/reference-images?limit=2")
+    assert status == 200
+    assert [i["id"] for i in first["items"]] == mine[::-1][:2]
+    status, second, _ = call(
+        owner, "GET", f"/v1/reference-images?limit=2&cursor={first['next_cursor']}"
+    )
+    assert ([i["id"] for i in second["items"]], second["next_cursor"]) == ([mine[0]], None)
+    assert call(owner, "GET", "/v1/reference-images?limit=0")[0] == 400
+    assert call(owner, "GET", "/v1/reference-images?cursor=nonsense")[0] == 400
+
+
+def test_get_is_for_the_owner_only(bucket: str, owner: dict[str, Any]) -> None:
+    with db.transaction() as conn:
+        stranger = factories.user(conn)
+    image = multipart(owner, make.webp())[1]
+    status, body, _ = call(owner, "GET", f"/v1/reference-images/{image['id']}")
+    assert (status, body["id"], body["url"].startswith(storage._emulator() or "")) == (
+        200,
+        image["id"],
+        True,
+    )
+    assert call(stranger, "GET", f"/v1/reference-images/{image['id']}")[0] == 404
+    assert call(owner, "GET", f"/v1/reference-images/{uuid.uuid4()}")[0] == 404
+    assert call(owner, "GET", "/v1/reference-images/not-an-id")[0] == 404
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def deletions(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """The official Pub/Sub emulator with the object-deletions topic and a pull subscription."""
+    jars = sorted(PUBSUB_JARS.glob("cloud-pubsub-emulator-*-all.jar"))
+    if not jars or not shutil.which("java"):
+        pytest.skip(
+            "the Pub/Sub emulator is not installed (gcloud components install pubsub-emulator)"
+        )
+    from google.cloud import pubsub_v1
+
+    port = _free_port()
+    process = subprocess.Popen(
+        ["java", "-jar", str(jars[-1]), "--host=127.0.0.1", f"--port={port}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while socket.socket().connect_ex(("127.0.0.1", port)) != 0:
+            assert time.monotonic() < deadline, "the Pub/Sub emulator did not start"
+            time.sleep(0.2)
+        monkeypatch.setenv("PUBSUB_EMULATOR_HOST", f"127.0.0.1:{port}")
+        monkeypatch.setattr(pubsub, "_publisher", None)
+        project = config.settings().project
+        topic = pubsub.topic_path(config.settings().topics.object_deletions)
+        pubsub.publisher().create_topic(name=topic)
+        subscriber = pubsub_v1.SubscriberClient()
+        subscription = subscriber.subscription_path(project, "deletions-test")
+        subscriber.create_subscription(name=subscription, topic=topic)
+
+        def pull() -> list[dict[str, Any]]:
+            answer = subscriber.pull(subscription=subscription, max_messages=10, timeout=10)
+            return [json.loads(m.message.data) for m in answer.received_messages]
+
+        yield pull
+        subscriber.close()
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_delete_removes_the_row_and_asks_for_the_object(
+    bucket: str, owner: dict[str, Any], deletions: Any
+) -> None:
+    with db.transaction() as conn:
+        stranger = factories.user(conn)
+    image = multipart(owner, make.jpeg())[1]
+    name = image["gcp_bucket_path"].split("/", 1)[1]
+    assert call(stranger, "DELETE", f"/v1/reference-images/{image['id']}")[0] == 404
+    status, body, _ = call(owner, "DELETE", f"/v1/reference-images/{image['id']}")
+    assert (status, body) == (204, None)
+    with db.transaction() as conn:
+        assert reference_images.get_owned(conn, image_id=image["id"], user_id=owner["id"]) is None
+    assert deletions() == [{"object_names": [name], "reason": "reference_image_deleted"}]
+    assert call(owner, "DELETE", f"/v1/reference-images/{image['id']}")[0] == 404

@@ -1,0 +1,101 @@
+"""register_upload under the real functions-framework: finalize CloudEvents POSTed to its port."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from shared import db, storage
+from tests import imagefactory as make
+from tests.db import test_uploads as base
+
+emulator, bucket, owner = base.emulator, base.bucket, base.owner
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def function(bucket: str) -> Iterator[str]:
+    """functions-framework serving register_upload against this test's database and bucket."""
+    port = base._free_port()
+    process = subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("functions-framework")),
+            "--source=functions/register_upload/main.py",
+            "--target=register_upload",
+            f"--port={port}",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "LOG_LEVEL": "WARNING"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while socket.socket().connect_ex(("127.0.0.1", port)) != 0:
+            assert process.poll() is None and time.monotonic() < deadline, "did not start"
+            time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        os.killpg(process.pid, 15)
+        process.wait(timeout=10)
+
+
+def finalize(url: str, name: str, event_id: str | None = None, **data: Any) -> int:
+    """POST a binary-mode finalize CloudEvent for the stored object, as Eventarc does."""
+    blob = storage.bucket().get_blob(name)
+    resource = {"bucket": blob.bucket.name, "name": name, "generation": str(blob.generation)}
+    resource.update(size=str(blob.size), contentType=blob.content_type, **data)
+    headers = {
+        "ce-id": event_id or uuid.uuid4().hex,
+        "ce-specversion": "1.0",
+        "ce-type": "google.cloud.storage.object.v1.finalized",
+        "ce-source": f"//storage.googleapis.com/projects/_/buckets/{blob.bucket.name}",
+        "ce-subject": f"objects/{name}",
+        "Content-Type": "application/json",
+    }
+    return requests.post(url, json=resource, headers=headers, timeout=30).status_code
+
+
+def count_rows() -> int:
+    with db.transaction() as conn:
+        return db.one(conn, "SELECT count(*) AS n FROM reference_images")["n"]  # type: ignore[index]
+
+
+def test_the_same_event_twice_at_once_leaves_one_row(function: str, owner: dict[str, Any]) -> None:
+    name = base.upload_name(owner)
+    storage.write(name, make.jpeg_rotated(), "image/jpeg")
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        statuses = list(pool.map(lambda _: finalize(function, name, "redelivered"), range(2)))
+    assert statuses == [200, 200]
+    assert finalize(function, name, "redelivered") == 200
+    assert count_rows() == 1
+
+
+def test_hostile_unknown_and_foreign_objects_are_acknowledged(
+    function: str, owner: dict[str, Any]
+) -> None:
+    hostile = base.upload_name(owner, "x.jpg")
+    storage.write(hostile, make.truncated(make.jpeg()), "image/jpeg")
+    stranger = base.upload_name({"id": uuid.uuid4()})
+    storage.write(stranger, make.jpeg(), "image/jpeg")
+    elsewhere = "generated/job/1_x.jpg"
+    storage.write(elsewhere, b"not even an image", "image/jpeg")
+    assert [finalize(function, n) for n in (hostile, stranger, elsewhere)] == [200, 200, 200]
+    assert count_rows() == 0
+    assert base.exists(storage.QUARANTINE_PREFIX + hostile)
+    assert base.exists(storage.QUARANTINE_PREFIX + stranger)
+    assert base.exists(elsewhere)
+    # A malformed event is acknowledged too (a retry could not fix it).
+    assert finalize(function, elsewhere, generation="not-a-number") == 200
