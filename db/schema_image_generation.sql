@@ -80,6 +80,20 @@ CREATE TABLE IF NOT EXISTS generation_jobs (
     idempotency_key    text CONSTRAINT generation_jobs_idempotency_key_check
                        CHECK (length(idempotency_key) BETWEEN 1 AND 255),
     request_hash       text,
+    -- Delivery bookkeeping (shared/planning.py, shared/rendering.py, shared/sweeper.py):
+    -- leases: {"plan" | "<shot index>": {"token": ..., "until": ...}}, claims kept alive by
+    -- their holder's heartbeat; a key whose "until" has passed is free to claim again.
+    leases             jsonb NOT NULL DEFAULT '{}',
+    -- When every render message of the current attempt was published.
+    dispatched_at      timestamptz,
+    -- Re-drives by the sweeper since the job was (re)queued; the job fails past the limit.
+    redrives           smallint NOT NULL DEFAULT 0,
+    -- The job fails if it has not finished by then.
+    deadline_at        timestamptz,
+    -- Outbox of the one generation-events message of a finish: the transition that finishes
+    -- the job holds the publication for a moment; the sweeper publishes what was left behind.
+    event_lease_until  timestamptz,
+    event_published_at timestamptz,
     started_at         timestamptz,
     completed_at       timestamptz,
     created_at         timestamptz NOT NULL DEFAULT now(),
@@ -149,6 +163,10 @@ CREATE INDEX IF NOT EXISTS generation_jobs_status_idx
 -- The sweeper's scan: only unfinished jobs, oldest activity first.
 CREATE INDEX IF NOT EXISTS generation_jobs_active_idx
     ON generation_jobs (updated_at) WHERE status IN ('pending', 'processing');
+-- Finished jobs whose generation-events message is not out yet.
+CREATE INDEX IF NOT EXISTS generation_jobs_event_outbox_idx
+    ON generation_jobs (completed_at)
+    WHERE event_published_at IS NULL AND status IN ('completed', 'failed', 'cancelled');
 CREATE UNIQUE INDEX IF NOT EXISTS generation_jobs_user_idempotency_key_idx
     ON generation_jobs (user_id, idempotency_key) WHERE idempotency_key IS NOT NULL;
 CREATE INDEX IF NOT EXISTS generated_images_session_idx

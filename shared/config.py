@@ -60,6 +60,8 @@ class OpenAISettings:
     image_model: str
     timeout_seconds: float
     max_retries: int
+    # On 429/5xx/timeouts that outlast the client's own retries: True renders the shot with the
+    # Pillow fallback (the job's generation_method says so); False lets Pub/Sub retry it.
     fallback_on_error: bool
 
     @property
@@ -96,8 +98,15 @@ class Settings:
     uploads: UploadLimits = field(default_factory=UploadLimits)
     signed_url_ttl_seconds: int = 900
     cors_origins: tuple[str, ...] = ()
+    # Generation jobs (shared/planning.py, rendering.py, sweeper.py). A job not finished
+    # job_deadline_seconds after it was queued fails. A claim on a plan or a shot lapses
+    # render_lease_seconds after its holder's last heartbeat (renewed every third of it), so a
+    # killed worker's shot is free again that soon. The sweeper re-drives a job that showed no
+    # activity for job_stall_seconds, at most job_max_redrives times, then fails it.
     job_deadline_seconds: int = 900
-    render_lease_seconds: int = 360
+    render_lease_seconds: int = 30
+    job_stall_seconds: int = 120
+    job_max_redrives: int = 3
 
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -236,7 +245,8 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         base_url=r.text("OPENAI_BASE_URL"),
         text_model=r.text("OPENAI_TEXT_MODEL", DEFAULT_TEXT_MODEL) or DEFAULT_TEXT_MODEL,
         image_model=r.text("OPENAI_IMAGE_MODEL", DEFAULT_IMAGE_MODEL) or DEFAULT_IMAGE_MODEL,
-        timeout_seconds=r.number("OPENAI_TIMEOUT_SECONDS", 120.0),
+        # 3 attempts of 80 s plus back-off fit render-image's 300 s (tests/unit/test_generation_openai.py).
+        timeout_seconds=r.number("OPENAI_TIMEOUT_SECONDS", 80.0),
         max_retries=r.integer("OPENAI_MAX_RETRIES", 2),
         fallback_on_error=r.flag("OPENAI_FALLBACK_ON_ERROR", True),
     )
@@ -278,7 +288,9 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
             o.strip() for o in (r.text("CORS_ORIGINS", "") or "").split(",") if o.strip()
         ),
         job_deadline_seconds=r.integer("JOB_DEADLINE_SECONDS", 900, minimum=30),
-        render_lease_seconds=r.integer("RENDER_LEASE_SECONDS", 360, minimum=10),
+        render_lease_seconds=r.integer("RENDER_LEASE_SECONDS", 30, minimum=3),
+        job_stall_seconds=r.integer("JOB_STALL_SECONDS", 120, minimum=1),
+        job_max_redrives=r.integer("JOB_MAX_REDRIVES", 3),
     )
     if r.problems:
         raise ConfigError(r.problems)

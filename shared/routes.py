@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 
-from shared import api_models, db, images, reference_images, sessions
+from shared import api_models, db, generations, images, reference_images, sessions
 from shared.http import ApiRequest, Reply, Router
 from shared.queries import health
 
@@ -49,4 +49,5 @@ def router() -> Router:
     sessions.register(table)
     images.register(table)
     reference_images.register(table)
+    generations.register(table)
     return table

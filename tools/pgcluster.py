@@ -22,6 +22,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import pg8000.native
+
 PG_BIN_DIRS = ("/usr/lib/postgresql/15/bin",)
 SERVICE_USER = "postgres"
 SUPERUSER = "postgres"
@@ -167,6 +169,18 @@ class Cluster:
         """Stop at once (fast mode: pooled clients do not keep it alive)."""
         if (self.data / "postmaster.pid").exists():
             _run([pg_bin("pg_ctl"), "stop", "-m", "fast", "-w", "-D", str(self.data)])
+
+    def ensure_database(self, name: str) -> str:
+        """Create a database once (a second call does nothing); return its URL."""
+        admin = pg8000.native.Connection(
+            user=SUPERUSER, password=self.password, host="127.0.0.1", port=self.port
+        )
+        try:
+            if not admin.run("SELECT 1 FROM pg_database WHERE datname = :n", n=name):
+                admin.run(f'CREATE DATABASE "{name}"')
+        finally:
+            admin.close()
+        return self.url(name)
 
     def destroy(self) -> None:
         self.stop()

@@ -1,18 +1,20 @@
-"""plan_generation: triggered by Pub/Sub generation-requests.
+"""plan_generation: Pub/Sub `generation-requests` → one `render-requests` message per shot.
 
-Placeholder until its issue lands: logs and acknowledges."""
+Message: {"job_id": "<uuid>"}. Idempotency: the job's plan claim (compare-and-set with a
+lease); a duplicate or a redelivery after a crash finishes the same plan, never a second one.
+"""
 
 import functions_framework
 from cloudevents.http import CloudEvent
 
-from shared import log
+from shared import events, planning
 
 
 @functions_framework.cloud_event
 def plan_generation(event: CloudEvent) -> None:
-    log.info(
-        "event received",
-        action="plan_generation.received",
-        event_id=event["id"],
-        type=event["type"],
+    events.run(
+        "plan_generation",
+        event,
+        lambda e: planning.job_id_of(events.pubsub_message(e)),
+        planning.plan,
     )

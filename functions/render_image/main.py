@@ -1,15 +1,20 @@
-"""render_image: triggered by Pub/Sub render-requests.
+"""render_image: Pub/Sub `render-requests` → one generated image recorded for one shot.
 
-Placeholder until its issue lands: logs and acknowledges."""
+Message: {"job_id": "<uuid>", "index": <n>}. Idempotency key: (job, index) — a claim with a
+lease per shot, an object name derived from the job, and a row unique on (job, index).
+"""
 
 import functions_framework
 from cloudevents.http import CloudEvent
 
-from shared import log
+from shared import events, rendering
 
 
 @functions_framework.cloud_event
 def render_image(event: CloudEvent) -> None:
-    log.info(
-        "event received", action="render_image.received", event_id=event["id"], type=event["type"]
+    events.run(
+        "render_image",
+        event,
+        lambda e: rendering.shot_of(events.pubsub_message(e)),
+        lambda shot: rendering.render_shot(*shot),
     )

@@ -48,6 +48,10 @@ SELECT gi.*, gj.created_at AS job_created_at
  LIMIT :limit
 """
 
+_LIST_FOR_JOB = """
+SELECT * FROM generated_images WHERE generation_job_id = :job_id ORDER BY generation_index
+"""
+
 _DELETE_OWNED = "DELETE FROM generated_images WHERE id = :id AND user_id = :user_id RETURNING *"
 
 
@@ -83,6 +87,11 @@ def gallery_page(
             "after_index": after_index,
         },
     )
+
+
+def list_for_job(conn: Connection, job_id: Any) -> list[dict[str, Any]]:
+    """A job's images by shot index."""
+    return rows(conn, _LIST_FOR_JOB, {"job_id": job_id})
 
 
 def delete_owned(conn: Connection, *, image_id: Any, user_id: Any) -> dict[str, Any] | None:

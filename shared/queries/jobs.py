@@ -6,16 +6,17 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from shared.db import execute, one
+from shared.db import execute, one, rows
 
 _CREATE = """
 INSERT INTO generation_jobs
     (user_id, session_id, prompt, shot_type, camera_angle, style, location, lighting, weather,
-     is_custom_enabled, aspect_ratio, number_of_shots, idempotency_key, request_hash)
+     is_custom_enabled, aspect_ratio, number_of_shots, idempotency_key, request_hash, deadline_at)
 VALUES
     (:user_id, :session_id, :prompt, :shot_type, :camera_angle, :style, :location, :lighting,
      :weather, COALESCE(:is_custom_enabled, false), COALESCE(:aspect_ratio, '1:1'),
-     COALESCE(:number_of_shots, 1), :idempotency_key, :request_hash)
+     COALESCE(:number_of_shots, 1), :idempotency_key, :request_hash,
+     now() + make_interval(secs => COALESCE(:deadline_seconds, 900)))
 RETURNING *
 """
 
@@ -52,6 +53,7 @@ JOB_FIELDS = (
     "number_of_shots",
     "idempotency_key",
     "request_hash",
+    "deadline_seconds",
 )
 
 
@@ -75,3 +77,68 @@ def link_references(
 
 def get_with_references(conn: Connection, *, job_id: Any, user_id: Any) -> dict[str, Any] | None:
     return one(conn, _GET_WITH_REFERENCES, {"id": job_id, "user_id": user_id})
+
+
+# ---- Reads ---------------------------------------------------------------------------------
+
+_GET = "SELECT * FROM generation_jobs WHERE id = :id"
+
+_GET_BY_IDEMPOTENCY_KEY = """
+SELECT * FROM generation_jobs WHERE user_id = :user_id AND idempotency_key = :idempotency_key
+"""
+
+_REFERENCES = """
+SELECT ri.*
+  FROM generation_job_reference_images gjri
+  JOIN reference_images ri ON ri.id = gjri.reference_image_id
+ WHERE gjri.generation_job_id = :job_id
+ ORDER BY gjri.created_at, ri.id
+"""
+
+# A session's jobs, newest first, keyset on (created_at, id); `done` counts the recorded shots.
+_LIST_FOR_SESSION = """
+SELECT gj.*,
+       (SELECT count(*) FROM generated_images gi WHERE gi.generation_job_id = gj.id) AS done,
+       ARRAY(SELECT gjri.reference_image_id FROM generation_job_reference_images gjri
+              WHERE gjri.generation_job_id = gj.id ORDER BY gjri.created_at, gjri.reference_image_id)
+         AS reference_image_ids
+  FROM generation_jobs gj
+ WHERE gj.session_id = :session_id AND gj.user_id = :user_id
+   AND (CAST(:status AS text) IS NULL OR gj.status = :status)
+   AND (CAST(:after_created_at AS timestamptz) IS NULL
+        OR (gj.created_at, gj.id) < (CAST(:after_created_at AS timestamptz), CAST(:after_id AS uuid)))
+ ORDER BY gj.created_at DESC, gj.id DESC
+ LIMIT :limit
+"""
+
+
+def get(conn: Connection, job_id: Any) -> dict[str, Any] | None:
+    return one(conn, _GET, {"id": job_id})
+
+
+def get_by_idempotency_key(conn: Connection, *, user_id: Any, key: str) -> dict[str, Any] | None:
+    return one(conn, _GET_BY_IDEMPOTENCY_KEY, {"user_id": user_id, "idempotency_key": key})
+
+
+def references(conn: Connection, job_id: Any) -> list[dict[str, Any]]:
+    """The job's reference images, in the order they were linked."""
+    return rows(conn, _REFERENCES, {"job_id": job_id})
+
+
+def list_for_session(
+    conn: Connection,
+    *,
+    session_id: Any,
+    user_id: Any,
+    limit: int,
+    status: str | None = None,
+    after: tuple[Any, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """A page of a session's jobs; `after` is the (created_at, id) of the last row seen."""
+    after_created_at, after_id = after or (None, None)
+    params = {"session_id": session_id, "user_id": user_id, "limit": limit, "status": status}
+    return rows(
+        conn,
+        _LIST_FOR_SESSION,
+        {**params, "after_created_at": after_created_at, "after_id": after_id},
+    )

@@ -15,7 +15,6 @@ from pathlib import Path
 from subprocess import Popen
 
 from infra.manifest import ROOT, Manifest
-from tools.demo import ensure_database
 from tools.stack import emulator, keys, procs, pubsub
 from tools.stack.config import DB_NAME, StackConfig
 from tools.stack.services import Service, build, cluster
@@ -126,7 +125,7 @@ def up(config: StackConfig, spec: Manifest) -> int:
         )
     failed = _wait(config, down, procs_started, postgres, began)
     if "postgres" not in failed:
-        ensure_database(cluster(config))
+        cluster(config).ensure_database(DB_NAME)
         _migrate(db_url, config.log("migrate"))
         print("  . database migrated")
     if "pubsub" not in failed:

@@ -1,0 +1,89 @@
+"""The generation-events topic: one message per finish of a job (completed, failed, cancelled).
+
+The UPDATE that finishes a job also takes the publication's lease (`event_lease_until`), so
+only the transition that won publishes, after its commit, and then marks the job published.
+If it dies in between (or the publish fails), the lease lapses and `flush` — run by the
+sweeper, and by any handler that meets the finished job — publishes it once. Consumers may
+still see a repeat if a publisher dies between publishing and marking: `event_id` is stable
+for one finish, so they can drop it.
+
+Message: {"event_id", "job_id", "user_id", "session_id", "status", "error_message",
+"number_of_shots", "generation_method", "model_used", "finished_at"}; attribute `status`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared import config, db, log, pubsub
+from shared.errors import AppError
+from shared.queries import job_runs
+
+EVENT_LEASE_SECONDS = 30.0
+
+
+def message(job: dict[str, Any]) -> dict[str, Any]:
+    finished_at = job["completed_at"]
+    return {
+        "event_id": f"{job['id']}:{finished_at.isoformat()}",
+        "job_id": str(job["id"]),
+        "user_id": str(job["user_id"]),
+        "session_id": str(job["session_id"]) if job["session_id"] else None,
+        "status": job["status"],
+        "error_message": job["error_message"],
+        "number_of_shots": job["number_of_shots"],
+        "generation_method": job["generation_method"],
+        "model_used": job["model_used"],
+        "finished_at": finished_at.isoformat(),
+    }
+
+
+def publish_finished(job: dict[str, Any]) -> bool:
+    """Publish the event of a finish whose lease the caller holds, then mark it published.
+
+    A failure is logged, not raised: the finish is committed, and the sweeper publishes the
+    event once the lease lapses.
+    """
+    try:
+        pubsub.publish(
+            config.settings().topics.generation_events, message(job), status=job["status"]
+        )
+        with db.transaction() as conn:
+            job_runs.mark_event_published(conn, job["id"])
+    except AppError as error:
+        log.warning(
+            f"finish event not published yet: {error.message}",
+            action="generation.event_deferred",
+            job_id=str(job["id"]),
+        )
+        return False
+    log.info(
+        f"job {job['status']}",
+        action="generation.finished",
+        job_id=str(job["id"]),
+        status=job["status"],
+    )
+    return True
+
+
+def flush(job_id: Any) -> bool:
+    """Publish a finished job's event if nobody did and nobody is doing it; True if sent."""
+    with db.transaction() as conn:
+        job = job_runs.claim_event(conn, job_id=job_id, event_lease_seconds=EVENT_LEASE_SECONDS)
+    return job is not None and publish_finished(job)
+
+
+def fail(job_id: Any, error_message: str) -> bool:
+    """Fail an unfinished job with a message for its owner; True if this call failed it."""
+    with db.transaction() as conn:
+        job = job_runs.fail(
+            conn,
+            job_id=job_id,
+            error_message=error_message,
+            event_lease_seconds=EVENT_LEASE_SECONDS,
+        )
+    if job is None:
+        return False
+    log.warning(f"job failed: {error_message}", action="generation.failed", job_id=str(job_id))
+    publish_finished(job)
+    return True

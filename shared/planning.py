@@ -1,0 +1,112 @@
+"""plan_generation's service: a pending job becomes one render message per shot.
+
+In (generation-requests): {"job_id": "<uuid>"}. Out (render-requests), one per missing shot:
+{"job_id": "<uuid>", "index": <1..number_of_shots>}.
+
+Claim the plan → write `generated_prompt`, set `processing` and `started_at` → publish the
+render messages → mark the job dispatched. A redelivery after a crash anywhere in between
+finishes the plan (the prompt is written once; renders are idempotent per shot); a duplicate
+while another delivery holds the claim is retried later; one after dispatch, or for a
+finished job, is acknowledged.
+
+The prompt: a deterministic brief built from the prompt and every parameter; with OpenAI
+configured, the text model rewrites it. Prompt enhancement is an embellishment, so a refusal
+or an invalid answer falls back to the brief, and so does an outage when
+OPENAI_FALLBACK_ON_ERROR is true (otherwise the outage is retried).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from shared import claims, config, db, job_events, log, openai_images, pubsub
+from shared.errors import InvalidInput
+from shared.events import PubSubMessage
+from shared.openai_images import ModelUnavailable
+from shared.queries import job_runs, jobs
+from shared.vocabulary import FINISHED_STATUSES
+
+
+def job_id_of(message: PubSubMessage) -> uuid.UUID:
+    """The job a generation request names (malformed: permanent)."""
+    try:
+        return uuid.UUID(str(message.data["job_id"]))
+    except (KeyError, ValueError) as exc:
+        raise InvalidInput("a generation request needs a job_id", code="malformed_event") from exc
+
+
+def _words(value: str | None) -> str | None:
+    return value.replace("_", " ") if value else None
+
+
+def brief(job: dict[str, Any]) -> str:
+    """The prompt and every parameter as one deterministic text."""
+    parts = [job["prompt"].strip().rstrip(".") + "."]
+    framing = [
+        f"{_words(job['shot_type'])} shot" if job["shot_type"] else None,
+        f"{_words(job['camera_angle'])} camera angle" if job["camera_angle"] else None,
+        f"{_words(job['style'])} style" if job["style"] else None,
+    ]
+    if any(framing):
+        parts.append(", ".join(f for f in framing if f).capitalize() + ".")
+    for label in ("location", "lighting", "weather"):
+        if job[label]:
+            parts.append(f"{label.capitalize()}: {job[label].strip()}.")
+    parts.append(f"Aspect ratio {job['aspect_ratio']}.")
+    return " ".join(parts)
+
+
+def write_prompt(job: dict[str, Any]) -> str:
+    """The text model's prompt for the job, or the brief itself (see the module docstring)."""
+    text = brief(job)
+    settings = config.settings().openai
+    if not settings.enabled:
+        return text
+    try:
+        return openai_images.enhance_prompt(text) or text
+    except ModelUnavailable as error:
+        if not settings.fallback_on_error:
+            raise
+        log.warning(f"prompt enhancement skipped: {error.message}", action="plan.template")
+    except openai_images.ModelRequestInvalid as error:
+        log.warning(f"prompt enhancement refused: {error.message}", action="plan.template")
+    return text
+
+
+def plan(job_id: Any) -> None:
+    """Plan one job (see the module docstring)."""
+    token = claims.new_token()
+    with db.transaction() as conn:
+        job = job_runs.claim_plan(conn, job_id=job_id, token=token, seconds=claims.lease_seconds())
+    if job is None:
+        _refused(job_id)
+        return
+    with claims.held(job_id, "plan", token):
+        if job["status"] == "pending":
+            prompt = job["generated_prompt"] or write_prompt(job)
+            with db.transaction() as conn:
+                job = job_runs.start(conn, job_id=job_id, token=token, generated_prompt=prompt)
+            if job is None:
+                return  # cancelled (or taken over) while the prompt was written
+        with db.transaction() as conn:
+            missing = job_runs.missing_shots(conn, job_id)
+        topic = config.settings().topics.render_requests
+        pubsub.publish_many(topic, [{"job_id": str(job_id), "index": i} for i in missing])
+        with db.transaction() as conn:
+            job_runs.mark_dispatched(conn, job_id=job_id, token=token)
+    log.info(f"planned {len(missing)} shots", action="plan.dispatched", shots=len(missing))
+
+
+def _refused(job_id: Any) -> None:
+    """The claim was refused: say why, and retry only while another delivery holds it."""
+    with db.transaction() as conn:
+        job = jobs.get(conn, job_id)
+    if job is None:
+        log.warning("no such job: acknowledged", action="plan.missing")
+    elif job["status"] in FINISHED_STATUSES:
+        job_events.flush(job_id)
+    elif job["status"] == "pending" or job["dispatched_at"] is None:
+        raise claims.busy("the plan")
+    else:
+        log.info("already planned: acknowledged", action="plan.duplicate")

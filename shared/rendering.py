@@ -1,0 +1,211 @@
+"""render_image's service: one shot of a job, from claim to recorded image.
+
+In (render-requests): {"job_id": "<uuid>", "index": <1..number_of_shots>}.
+
+Claim the shot → render it (OpenAI: the edit endpoint when the job has reference images, so
+they condition the result; or the Pillow fallback) → write the JPEG and its thumbnail under
+names derived from the job (a retry overwrites, never adds) → in one transaction under the
+job's row lock: record the row, and complete the job if this was its last shot → publish the
+finish event. Concurrent finishing renders serialise on the lock, so exactly one sees the
+last shot. A job finished meanwhile (cancelled, failed) records nothing more and the objects
+just written are removed.
+
+Failure policy: a content-policy refusal or an invalid request fails the job with a clear
+message. An OpenAI outage that outlasts the client's retries renders the fallback when
+OPENAI_FALLBACK_ON_ERROR is true, else raises so Pub/Sub retries the shot. Anything else
+(database, storage, a crash) releases the claim and raises: the redelivery renders again under
+the same names; after the subscription's last attempt the sweeper re-drives or fails the job.
+"""
+
+from __future__ import annotations
+
+import io
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from PIL import Image
+
+from shared import claims, config, db, job_events, log, openai_images, render, storage
+from shared.errors import InvalidInput, NotFound
+from shared.events import PubSubMessage
+from shared.queries import generated_images, job_runs, jobs
+from shared.vocabulary import FINISHED_STATUSES
+
+FALLBACK_MODEL = "pillow-fallback"
+THUMBNAIL_SIDE = 384
+
+
+@dataclass(frozen=True)
+class Shot:
+    jpeg: bytes
+    size: tuple[int, int]
+    preview: Image.Image  # the image, or a cheaper reduced decode of it, for the thumbnail
+    method: str  # 'openai' | 'fallback'
+
+
+def shot_of(message: PubSubMessage) -> tuple[uuid.UUID, int]:
+    """The (job, index) a render request names (malformed: permanent)."""
+    index = message.data.get("index")
+    try:
+        job_id = uuid.UUID(str(message.data["job_id"]))
+    except (KeyError, ValueError) as exc:
+        raise InvalidInput("a render request needs a job_id", code="malformed_event") from exc
+    if type(index) is not int or not 1 <= index <= 10:
+        raise InvalidInput("a render request needs an index from 1 to 10", code="malformed_event")
+    return job_id, index
+
+
+def render_shot(job_id: Any, index: int) -> None:
+    """Render and record one shot (see the module docstring)."""
+    token = claims.new_token()
+    with db.transaction() as conn:
+        job = job_runs.claim_shot(
+            conn, job_id=job_id, index=index, token=token, seconds=claims.lease_seconds()
+        )
+    if job is None:
+        _refused(job_id, index)
+        return
+    with claims.held(job_id, index, token):
+        try:
+            shot = _produce(job, index)
+        except (openai_images.ContentRefused, openai_images.ModelRequestInvalid) as error:
+            job_events.fail(job_id, error.message)
+            return
+        except NotFound as error:
+            job_events.fail(job_id, f"A reference image is no longer available ({error.message}).")
+            return
+        name = storage.generated_object_name(job_id, index, job["created_at"])
+        thumbnail = storage.thumbnail_object_name(name)
+        _store(shot, name, thumbnail)
+        recorded, orphans, completed = _record(job, index, token, shot, name, thumbnail)
+    if not recorded:
+        for object_name in (name, thumbnail) if orphans else ():
+            storage.delete(object_name)
+        log.info("job finished meanwhile: shot discarded", action="render.discarded", index=index)
+        return
+    log.info(f"shot {index} recorded", action="render.recorded", index=index, method=shot.method)
+    if completed is not None:
+        job_events.publish_finished(completed)
+
+
+def _references(job: dict[str, Any]) -> list[openai_images.Reference]:
+    """The job's reference images (listed by the claim), read from the bucket."""
+    return [
+        (
+            r["file_name"],
+            storage.read(storage.object_name_from_bucket_path(r["gcp_bucket_path"])),
+            r["mime_type"],
+        )
+        for r in job["reference_files"]
+    ]
+
+
+def _produce(job: dict[str, Any], index: int) -> Shot:
+    references = _references(job)
+    size = render.image_size(job["aspect_ratio"])
+    settings = config.settings().openai
+    if settings.enabled:
+        try:
+            data = openai_images.generate_image(job["generated_prompt"], size, references)
+            return _decoded(data)
+        except openai_images.ModelUnavailable as error:
+            if not settings.fallback_on_error:
+                raise
+            log.warning(f"fallback after: {error.message}", action="render.fallback", index=index)
+    spec = render.RenderSpec(
+        job_id=str(job["id"]),
+        index=index,
+        total=job["number_of_shots"],
+        prompt=job["generated_prompt"],
+        shot_type=job["shot_type"],
+        camera_angle=job["camera_angle"],
+        style=job["style"],
+        location=job["location"],
+        lighting=job["lighting"],
+        weather=job["weather"],
+        aspect_ratio=job["aspect_ratio"],
+        references=tuple(render.load_reference(data) for _, data, _ in references),
+    )
+    image = render.render_fallback(spec)
+    return Shot(render.encode_jpeg(image), image.size, image, "fallback")
+
+
+def _decoded(data: bytes) -> Shot:
+    """The model's image: a JPEG is kept as is, and decoded only at a reduced scale for the
+    thumbnail; anything else is decoded and re-encoded."""
+    try:
+        with Image.open(io.BytesIO(data)) as opened:
+            size = opened.size
+            if opened.format == "JPEG":
+                opened.draft("RGB", (THUMBNAIL_SIDE, THUMBNAIL_SIDE))
+                return Shot(data, size, opened.convert("RGB"), "openai")
+            image = opened.convert("RGB")
+    except (OSError, ValueError) as exc:
+        raise openai_images.ModelRequestInvalid(
+            "The image service returned no decodable image."
+        ) from exc
+    return Shot(render.encode_jpeg(image), size, image, "openai")
+
+
+def _store(shot: Shot, name: str, thumbnail: str) -> None:
+    """Write the image and its thumbnail (the names are the job's: a retry overwrites them)."""
+    metadata = {"generation_method": shot.method}
+    storage.write(name, shot.jpeg, "image/jpeg", metadata)
+    preview = render.thumbnail_jpeg(shot.preview, THUMBNAIL_SIDE)[0]
+    storage.write(thumbnail, preview, "image/jpeg", metadata)
+
+
+def _record(
+    job: dict[str, Any], index: int, token: str, shot: Shot, name: str, thumbnail: str
+) -> tuple[bool, bool, dict[str, Any] | None]:
+    """(recorded, orphaned objects, the job if this shot completed it), under the job's lock.
+
+    Not recorded: the job is gone or finished. The objects then belong to nobody, unless a
+    delivery that took over a lapsed claim recorded the shot under the same names first.
+    """
+    with db.transaction() as conn:
+        locked = job_runs.lock(conn, job["id"])
+        if locked is None or locked["status"] != "processing":
+            orphans = locked is None or index in job_runs.missing_shots(conn, job["id"])
+            return False, orphans, None
+        generated_images.record(
+            conn,
+            job_id=job["id"],
+            user_id=job["user_id"],
+            session_id=job["session_id"],
+            gcp_bucket_path=storage.bucket_path(name),
+            gcp_url=storage.canonical_url(name),
+            thumbnail_url=storage.canonical_url(thumbnail),
+            file_name=name.rsplit("/", 1)[1],
+            file_size=len(shot.jpeg),
+            width=shot.size[0],
+            height=shot.size[1],
+            prompt_used=job["generated_prompt"],
+            generation_index=index,
+            generation_method=shot.method,
+        )
+        job_runs.release(conn, job_id=job["id"], key=index, token=token)
+        completed = job_runs.complete_if_done(
+            conn,
+            job_id=job["id"],
+            openai_model=config.settings().openai.image_model,
+            fallback_model=FALLBACK_MODEL,
+            event_lease_seconds=job_events.EVENT_LEASE_SECONDS,
+        )
+    return True, False, completed
+
+
+def _refused(job_id: Any, index: int) -> None:
+    """The claim was refused: say why, and retry only while another delivery holds it."""
+    with db.transaction() as conn:
+        job = jobs.get(conn, job_id)
+        missing = job_runs.missing_shots(conn, job_id) if job else []
+    if job is None:
+        log.warning("no such job: acknowledged", action="render.missing")
+    elif job["status"] in FINISHED_STATUSES:
+        job_events.flush(job_id)
+    elif job["status"] == "processing" and index in missing:
+        raise claims.busy(f"shot {index}")
+    else:
+        log.info("nothing to render: acknowledged", action="render.duplicate", index=index)

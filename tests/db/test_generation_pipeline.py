@@ -1,0 +1,347 @@
+"""Plan and render on a real PostgreSQL, Pub/Sub and GCS emulators, and the OpenAI fake driven
+by the real openai client: happy paths, fallbacks, failures, duplicates and crashes."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
+from shared import config, db, generations, openai_images, planning, rendering
+from shared.errors import Transient
+from shared.generations import GenerationRequest
+from shared.queries import job_runs, jobs
+from tests.db import factories as make
+from tests.db import generation_support as support
+from tools.fake_openai import FakeOpenAI
+
+
+@pytest.fixture
+def cloud(database, monkeypatch):
+    """A fresh database, the emulators, and OpenAI switched off (the fallback renders)."""
+    emulators = support.cloud()
+    emulators.use(monkeypatch)
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_FALLBACK_ON_ERROR"):
+        monkeypatch.delenv(name, raising=False)
+    _reconfigure()
+    yield emulators
+    monkeypatch.undo()
+    support.forget_clients()
+
+
+@pytest.fixture
+def fake(cloud, monkeypatch):
+    """OpenAI on: the fake, through the real client, without client retries (fast faults)."""
+    with FakeOpenAI() as server:
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-test-generation")
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        monkeypatch.setenv("OPENAI_MAX_RETRIES", "0")
+        _reconfigure()
+        yield server
+
+
+def _reconfigure() -> None:
+    config.settings.cache_clear()
+    openai_images._client = None
+
+
+def submit(owner: dict[str, Any] | None = None, **fields: Any) -> dict[str, Any]:
+    """A job created through the service, as POST /v1/generations does."""
+    if owner is None:
+        with db.transaction() as conn:
+            owner = make.user(conn)
+    fields.setdefault("prompt", "a lighthouse on a cliff at dusk")
+    job, _ = generations.create(owner["id"], GenerationRequest.model_validate(fields))
+    return job
+
+
+def run_job(cloud: support.Cloud, job: dict[str, Any]) -> dict[str, Any]:
+    """Plan, then render every published shot; the job as it ends."""
+    planning.plan(job["id"])
+    for message in cloud.messages("render-requests", job["id"], at_least=job["number_of_shots"]):
+        rendering.render_shot(job["id"], message["index"])
+    return current(job)
+
+
+def current(job: dict[str, Any]) -> dict[str, Any]:
+    with db.transaction() as conn:
+        return jobs.get(conn, job["id"])
+
+
+def images_of(job: dict[str, Any]) -> list[dict[str, Any]]:
+    with db.transaction() as conn:
+        return db.rows(
+            conn,
+            "SELECT * FROM generated_images WHERE generation_job_id = :id ORDER BY generation_index",
+            {"id": job["id"]},
+        )
+
+
+def expire_leases(job: dict[str, Any]) -> None:
+    """What time does to the claims of a worker that died: they lapse."""
+    with db.transaction() as conn:
+        db.execute(
+            conn,
+            """UPDATE generation_jobs SET leases = (SELECT COALESCE(jsonb_object_agg(key,
+                   jsonb_set(value, '{until}', '"2000-01-01T00:00:00+00:00"')), '{}')
+                   FROM jsonb_each(leases)) WHERE id = :id""",
+            {"id": job["id"]},
+        )
+
+
+def test_fallback_job_runs_end_to_end(cloud):
+    job = submit(number_of_shots=3, aspect_ratio="16:9", style="film_noir", weather="rain")
+    assert job["status"] == "pending"
+    assert cloud.messages("generation-requests", job["id"], at_least=1)
+
+    done = run_job(cloud, job)
+
+    assert done["status"] == "completed" and done["completed_at"] and done["started_at"]
+    assert (done["generation_method"], done["model_used"]) == ("fallback", "pillow-fallback")
+    assert "Film noir style" in done["generated_prompt"]
+    images = images_of(job)
+    assert [i["generation_index"] for i in images] == [1, 2, 3]
+    assert {(i["width"], i["height"], i["generation_method"]) for i in images} == {
+        (1536, 864, "fallback")
+    }
+    assert all(i["prompt_used"] == done["generated_prompt"] for i in images)
+    assert len(cloud.objects(f"generated/{job['id']}/")) == 3
+    assert len(cloud.objects(f"thumbnails/generated/{job['id']}/")) == 3
+    with db.transaction() as conn:
+        session = db.one(conn, "SELECT * FROM sessions WHERE id = :id", {"id": job["session_id"]})
+    assert session["generated_count"] == 3 and session["thumbnail_url"] == images[0]["gcp_url"]
+    (event,) = cloud.messages("generation-events", job["id"], at_least=1)
+    assert (event["status"], event["generation_method"]) == ("completed", "fallback")
+    assert event["_attributes"] == {"status": "completed"}
+
+
+def test_openai_job_with_references_goes_to_the_edit_endpoint(fake, cloud):
+    from shared import storage
+    from tests import imagefactory
+
+    with db.transaction() as conn:
+        owner = make.user(conn)
+        refs = [make.reference(conn, owner) for _ in range(2)]
+    for ref in refs:
+        name = storage.object_name_from_bucket_path(ref["gcp_bucket_path"])
+        storage.write(name, imagefactory.jpeg(), "image/jpeg")
+    job = submit(
+        owner,
+        number_of_shots=2,
+        aspect_ratio="9:16",
+        reference_image_ids=[str(r["id"]) for r in refs],
+    )
+
+    done = run_job(cloud, job)
+
+    assert done["status"] == "completed"
+    assert (done["generation_method"], done["model_used"]) == (
+        "openai",
+        config.settings().openai.image_model,
+    )
+    calls = fake.requests()
+    assert [c["path"] for c in calls].count("/v1/chat/completions") == 1
+    edits = [c for c in calls if c["path"] == "/v1/images/edits"]
+    assert len(edits) == 2 and not [c for c in calls if c["path"] == "/v1/images/generations"]
+    assert {(e["size"], e["reference_images"]) for e in edits} == {("864x1536", 2)}
+    assert {t for e in edits for t in e["reference_content_types"]} == {"image/jpeg"}
+    assert done["generated_prompt"].startswith("Cinematic, ")  # the text model's answer
+    assert {(i["width"], i["height"]) for i in images_of(job)} == {(864, 1536)}
+
+
+def test_an_outage_renders_the_fallback_and_the_job_says_mixed(fake, cloud):
+    job = submit(number_of_shots=2)
+    planning.plan(job["id"])
+    fake.add_faults([{"endpoint": "images", "status": 500}])  # the client does not retry here
+
+    rendering.render_shot(job["id"], 1)
+    rendering.render_shot(job["id"], 2)
+
+    done = current(job)
+    assert [i["generation_method"] for i in images_of(job)] == ["fallback", "openai"]
+    assert done["generation_method"] == "mixed"
+    assert done["model_used"] == f"{config.settings().openai.image_model} + pillow-fallback"
+
+
+def test_without_fallback_an_outage_is_retried_by_redelivery(fake, cloud, monkeypatch):
+    monkeypatch.setenv("OPENAI_FALLBACK_ON_ERROR", "false")
+    _reconfigure()
+    job = submit(number_of_shots=1)
+    planning.plan(job["id"])
+    fake.add_faults([{"endpoint": "images", "status": 429, "retry_after": 0}])
+
+    with pytest.raises(openai_images.ModelUnavailable):
+        rendering.render_shot(job["id"], 1)
+    assert current(job)["leases"] == {}  # released: the redelivery claims at once
+
+    rendering.render_shot(job["id"], 1)
+    assert current(job)["status"] == "completed"
+    assert [i["generation_method"] for i in images_of(job)] == ["openai"]
+
+
+def test_a_content_policy_refusal_fails_the_job_with_a_clear_message(fake, cloud):
+    job = submit(number_of_shots=3, prompt="something [fake:moderation]")
+    planning.plan(job["id"])
+
+    rendering.render_shot(job["id"], 2)
+    rendering.render_shot(job["id"], 1)  # the rest renders nothing more
+
+    failed = current(job)
+    assert failed["status"] == "failed" and failed["completed_at"]
+    assert "content policy" in failed["error_message"]
+    assert images_of(job) == [] and cloud.objects(f"generated/{job['id']}/") == []
+    (event,) = cloud.messages("generation-events", job["id"], at_least=1)
+    assert event["status"] == "failed" and "content policy" in event["error_message"]
+
+
+def test_duplicate_and_concurrent_deliveries_render_each_shot_once(fake, cloud):
+    job = submit(number_of_shots=4)
+    planning.plan(job["id"])
+    fake.configure(latency_seconds=0.3)  # long enough for the duplicates to overlap
+    deliveries = [i for i in (1, 2, 3, 4) for _ in range(3)]  # every shot three times at once
+    outcomes: list[str] = []
+    lock = threading.Lock()
+
+    def deliver(index: int) -> None:
+        try:
+            rendering.render_shot(job["id"], index)
+            outcome = "acked"
+        except Transient:
+            outcome = "retry"  # another delivery held the claim: Pub/Sub brings it back
+        with lock:
+            outcomes.append(outcome)
+
+    with ThreadPoolExecutor(6) as pool:
+        list(pool.map(deliver, deliveries))
+    for index in (1, 2, 3, 4):  # the redeliveries of the refused ones
+        rendering.render_shot(job["id"], index)
+
+    assert current(job)["status"] == "completed"
+    assert [i["generation_index"] for i in images_of(job)] == [1, 2, 3, 4]
+    assert len(cloud.objects(f"generated/{job['id']}/")) == 4
+    assert [c["path"] for c in fake.requests()].count("/v1/images/generations") == 4
+    assert "retry" in outcomes
+    assert len(cloud.messages("generation-events", job["id"], at_least=1, timeout=2)) == 1
+
+
+def test_the_last_shots_finishing_together_complete_the_job_once(cloud):
+    # GIVEN a job without a session (whose trigger would serialise the inserts by chance) and
+    # commits slowed down, so that the recording transactions of all shots overlap
+    with db.transaction() as conn:
+        owner = make.user(conn)
+        job = make.job(conn, owner, None, number_of_shots=4)
+        db.execute(
+            conn,
+            """CREATE FUNCTION slow_insert() RETURNS trigger LANGUAGE plpgsql AS
+               $$ BEGIN PERFORM pg_sleep(0.3); RETURN NULL; END $$;
+               CREATE CONSTRAINT TRIGGER slow_commit AFTER INSERT ON generated_images
+               DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION slow_insert()""",
+        )
+    planning.plan(job["id"])
+
+    # WHEN every shot renders at once
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda i: rendering.render_shot(job["id"], i), range(1, 5)))
+
+    # THEN exactly one of them completed the job, and announced it
+    assert current(job)["status"] == "completed"
+    assert len(images_of(job)) == 4
+    assert len(cloud.messages("generation-events", job["id"], at_least=2, timeout=2)) == 1
+
+
+def test_duplicate_plan_deliveries_publish_the_shots_once(cloud):
+    job = submit(number_of_shots=3)
+
+    with ThreadPoolExecutor(3) as pool:
+        results = list(pool.map(lambda _: _outcome(planning.plan, job["id"]), range(3)))
+    planning.plan(job["id"])  # a late redelivery
+
+    assert results.count("acked") >= 1
+    assert sorted(m["index"] for m in cloud.messages("render-requests", job["id"], 3)) == [1, 2, 3]
+    assert current(job)["status"] == "processing" and current(job)["dispatched_at"]
+
+
+def _outcome(action, *args) -> str:
+    try:
+        action(*args)
+    except Transient:
+        return "retry"
+    return "acked"
+
+
+def test_a_redelivery_after_a_partial_plan_finishes_it(cloud):
+    job = submit(number_of_shots=2)
+    with db.transaction() as conn:  # a worker that started the job, then died before publishing
+        job_runs.claim_plan(conn, job_id=job["id"], token="dead", seconds=30)
+        job_runs.start(conn, job_id=job["id"], token="dead", generated_prompt="written once")
+
+    with pytest.raises(Transient):
+        planning.plan(job["id"])  # its claim is still alive: retried later
+    expire_leases(job)
+    planning.plan(job["id"])
+
+    planned = current(job)
+    assert planned["dispatched_at"] and planned["generated_prompt"] == "written once"
+    assert sorted(m["index"] for m in cloud.messages("render-requests", job["id"], 2)) == [1, 2]
+
+
+def test_a_render_killed_mid_shot_recovers_on_redelivery(cloud):
+    job = submit(number_of_shots=1)
+    planning.plan(job["id"])
+    with db.transaction() as conn:  # the killed worker's claim
+        job_runs.claim_shot(conn, job_id=job["id"], index=1, token="dead", seconds=30)
+
+    with pytest.raises(Transient):
+        rendering.render_shot(job["id"], 1)
+    expire_leases(job)
+    rendering.render_shot(job["id"], 1)
+
+    assert current(job)["status"] == "completed" and len(images_of(job)) == 1
+
+
+def test_a_storage_failure_loses_nothing(cloud, monkeypatch):
+    job = submit(number_of_shots=1)
+    planning.plan(job["id"])
+    with monkeypatch.context() as patch:
+        patch.setenv("BUCKET_NAME", "a-bucket-that-is-not-there")  # every write refused
+        _reconfigure()
+        with pytest.raises(Exception):  # noqa: B017 - whatever storage raises, it is not acked
+            rendering.render_shot(job["id"], 1)
+    assert current(job)["leases"] == {} and images_of(job) == []
+
+    _reconfigure()
+    rendering.render_shot(job["id"], 1)
+    assert current(job)["status"] == "completed"
+    assert len(cloud.objects(f"generated/{job['id']}/")) == 1
+
+
+def test_a_database_outage_while_recording_loses_nothing(cloud, monkeypatch):
+    monkeypatch.setenv("DB_STATEMENT_TIMEOUT_MS", "500")
+    _reconfigure()
+    db.dispose()
+    job = submit(number_of_shots=1)
+    planning.plan(job["id"])
+    blocker = db.engine().connect()
+    transaction = blocker.begin()
+    db.one(blocker, "SELECT 1 FROM generation_jobs WHERE id = :id FOR UPDATE", {"id": job["id"]})
+    try:
+        with pytest.raises(Transient):
+            rendering.render_shot(job["id"], 1)  # the job row cannot be locked: nothing recorded
+    finally:
+        transaction.rollback()
+        blocker.close()
+    assert images_of(job) == []
+
+    expire_leases(job)  # the release could not get through either: its lease lapses
+    rendering.render_shot(job["id"], 1)
+    assert current(job)["status"] == "completed" and len(images_of(job)) == 1
+    assert len(cloud.objects(f"generated/{job['id']}/")) == 1
+
+
+def test_a_malformed_or_unknown_shot_is_acknowledged(cloud):
+    job = submit(number_of_shots=1)
+    planning.plan(job["id"])
+    rendering.render_shot(job["id"], 5)  # beyond number_of_shots: nothing to do
+    assert images_of(job) == [] and current(job)["leases"] == {}

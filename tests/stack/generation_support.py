@@ -1,0 +1,266 @@
+"""The generation functions of a running local stack, pointed at an OpenAI fake process.
+
+Used by tests/stack/test_generation_stack.py and bench/bench_generation.py. `GenerationStack`
+starts `tools/fake_openai.py` on a free port and restarts plan-generation and render-image
+with OPENAI_BASE_URL pointing at it (and any other settings given); `restore()` restarts them
+with the environment they had. The functions get two gunicorn workers of as many threads
+together as the manifest gives render-image instances, so the local processes render a job's
+shots in parallel, on every core, as separate Cloud Functions instances would.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pg8000.native
+import requests
+from google.api_core import exceptions as gexc
+
+from infra import manifest
+from tools.stack.config import StackConfig
+from tools.stack.procs import port_answers, running_pid
+
+ROOT = Path(__file__).resolve().parents[2]
+FUNCTIONS = ("plan-generation", "render-image")
+T = TypeVar("T")
+
+
+def stack_command(
+    *args: str, env: dict[str, str] | None = None, drop: tuple[str, ...] = (), timeout: float = 180
+) -> str:
+    """`python -m tools.stack ...` with `env` added and `drop` removed; its output."""
+    child = {k: v for k, v in {**os.environ, **(env or {})}.items() if k not in drop}
+    result = subprocess.run(
+        [sys.executable, "-m", "tools.stack", *args],
+        cwd=ROOT,
+        env=child,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"tools.stack {' '.join(args)}: {result.stdout}{result.stderr}")
+    return result.stdout
+
+
+def wait_for(probe: Callable[[], T], timeout: float, what: str, interval: float = 0.2) -> T:
+    """The first truthy answer of `probe`; an AssertionError after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = probe()
+        if answer:
+            return answer
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout} s (last: {answer!r})")
+        time.sleep(interval)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class GenerationStack:
+    """The stack's generation functions against a fake OpenAI; API, database and fake helpers."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env  # the stack's stack.env
+        self.api_url = env["API_URL"]
+        self.fake_port = _free_port()
+        self.fake_url = f"http://127.0.0.1:{self.fake_port}"
+        log = (Path(env["STACK_DIR"]) / "logs" / "fake-openai.log").open("ab")
+        self.fake = subprocess.Popen(
+            [sys.executable, str(ROOT / "tools" / "fake_openai.py"), "--port", str(self.fake_port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        wait_for(self._fake_answers, 20, "the OpenAI fake")
+        instances = manifest.load().function("render-image").max_instances
+        self.base_env = {
+            "OPENAI_API_KEY": "sk-stack-fake",
+            "OPENAI_BASE_URL": f"{self.fake_url}/v1",
+            "OPENAI_MAX_RETRIES": "0",
+            "RENDER_LEASE_SECONDS": "3",
+            "WORKERS": "2",
+            "THREADS": str(instances // 2),
+        }
+        self.configure()
+
+    def _fake_answers(self) -> bool:
+        try:
+            return requests.get(f"{self.fake_url}/_fake/requests", timeout=1).ok
+        except requests.RequestException:
+            return False
+
+    def configure(self, **extra: str) -> None:
+        """Restart the generation functions with the fake and `extra` settings."""
+        self._restart(env={**self.base_env, **extra})
+
+    def restore(self) -> None:
+        """Restart the generation functions as the stack had them, and stop the fake."""
+        self._restart(drop=(*self.base_env, "OPENAI_FALLBACK_ON_ERROR"))
+        self.fake.terminate()
+        self.fake.wait(timeout=10)
+
+    def _restart(self, **how: Any) -> None:
+        """down, then up; fails loudly if an old process still holds a port."""
+        config = stack_config()
+        ports = [config.function_ports[name] for name in FUNCTIONS]
+        stack_command("down", "--only", ",".join(FUNCTIONS))
+        wait_for(lambda: not any(port_answers(p) for p in ports), 20, "the old functions to stop")
+        stack_command("up", **how)
+        for name in FUNCTIONS:
+            assert running_pid(config.pid_file(name)), f"{name} did not start"
+
+    # The fake's control API.
+    def fake_control(self, path: str, body: Any = None) -> Any:
+        if body is None:
+            return requests.get(f"{self.fake_url}/_fake/{path}", timeout=5).json()
+        return requests.post(f"{self.fake_url}/_fake/{path}", json=body, timeout=5).json()
+
+    # The API, as a user.
+    def token(self, user: str | None = None) -> str:
+        name = user or f"user-{uuid.uuid4().hex[:8]}"
+        answer = requests.get(
+            f"{self.env['TOKEN_ISSUER_URL']}/token", params={"user": name}, timeout=5
+        )
+        return answer.json()["token"]
+
+    def api(
+        self, token: str, method: str, path: str, body: Any = None, headers: dict | None = None
+    ) -> requests.Response:
+        return requests.request(
+            method,
+            f"{self.api_url}{path}",
+            json=body,
+            headers={"Authorization": f"Bearer {token}", **(headers or {})},
+            timeout=30,
+        )
+
+    def finished(self, token: str, job_id: str, timeout: float = 60) -> dict[str, Any]:
+        """The job once it is completed, failed or cancelled."""
+
+        def probe() -> dict[str, Any] | None:
+            job = self.api(token, "GET", f"/v1/generations/{job_id}").json()
+            return job if job["status"] in ("completed", "failed", "cancelled") else None
+
+        return wait_for(probe, timeout, f"job {job_id} to finish", interval=0.3)
+
+    # The database.
+    def sql(self, statement: str, **params: Any) -> list[dict[str, Any]]:
+        url = self.env["DATABASE_URL"]
+        user_pass, _, host_db = url.removeprefix("postgresql://").partition("@")
+        user, _, password = user_pass.partition(":")
+        host_port, _, database = host_db.partition("/")
+        host, _, port = host_port.partition(":")
+        conn = pg8000.native.Connection(
+            user=user,
+            password=password or None,
+            host=host,
+            port=int(port or 5432),
+            database=database,
+        )
+        try:
+            result = conn.run(statement, **params) or []
+            names = [c["name"] for c in conn.columns or []]
+            return [dict(zip(names, row, strict=True)) for row in result]
+        finally:
+            conn.close()
+
+
+def stack_config() -> StackConfig:
+    return StackConfig.from_env(manifest.load())
+
+
+class ConcurrentPush:
+    """Delivers a push subscription's messages as Pub/Sub does on GCP: many at once.
+
+    The official emulator runs two push loops per subscription, each waiting for its answer, so
+    locally at most two messages of a topic are in flight however many instances the manifest
+    allows. While this runs, the subscription's push config is removed (it becomes a pull
+    subscription, keeping its backlog) and up to `concurrency` messages are POSTed at once to
+    the endpoint in the push body's shape: a 2xx acknowledges, anything else nacks. `close()`
+    puts the push config back.
+    """
+
+    def __init__(self, project: str, subscription: str, concurrency: int) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        from google.cloud import pubsub_v1
+
+        self.subscriber = pubsub_v1.SubscriberClient()
+        self.path = self.subscriber.subscription_path(project, subscription)
+        found = self.subscriber.get_subscription(subscription=self.path, timeout=10)
+        self.endpoint = found.push_config.push_endpoint
+        self.subscriber.modify_push_config(
+            subscription=self.path, push_config=pubsub_v1.types.PushConfig(), timeout=10
+        )
+        self.pool = ThreadPoolExecutor(concurrency)
+        self.slots = threading.Semaphore(concurrency)
+        self.stop = threading.Event()
+        self.loop = threading.Thread(target=self._pull, daemon=True)
+        self.loop.start()
+
+    def _pull(self) -> None:
+        while not self.stop.is_set():
+            if not self.slots.acquire(timeout=0.2):
+                continue
+            try:
+                answer = self.subscriber.pull(subscription=self.path, max_messages=1, timeout=5)
+            except gexc.DeadlineExceeded:  # nothing to pull within the timeout
+                answer = None
+            if not answer or not answer.received_messages:
+                self.slots.release()
+                time.sleep(0.02)
+                continue
+            self.pool.submit(self._push, answer.received_messages[0])
+
+    def _push(self, received: Any) -> None:
+        import base64
+
+        message = received.message
+        body = {
+            "message": {
+                "data": base64.b64encode(message.data).decode(),
+                "attributes": dict(message.attributes),
+                "messageId": message.message_id,
+                "publishTime": message.publish_time.isoformat(),
+            },
+            "subscription": self.path,
+        }
+        try:
+            ok = requests.post(self.endpoint, json=body, timeout=300).ok
+        except requests.RequestException:
+            ok = False
+        try:
+            if ok:
+                self.subscriber.acknowledge(subscription=self.path, ack_ids=[received.ack_id])
+            else:
+                self.subscriber.modify_ack_deadline(
+                    subscription=self.path, ack_ids=[received.ack_id], ack_deadline_seconds=0
+                )
+        finally:
+            self.slots.release()
+
+    def close(self) -> None:
+        from google.cloud import pubsub_v1
+
+        self.stop.set()
+        self.loop.join(timeout=10)
+        self.pool.shutdown(wait=True)
+        self.subscriber.modify_push_config(
+            subscription=self.path,
+            push_config=pubsub_v1.types.PushConfig(push_endpoint=self.endpoint),
+            timeout=10,
+        )
