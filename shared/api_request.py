@@ -20,6 +20,17 @@ M = TypeVar("M", bound=BaseModel)
 _BAD_TEXT = re.compile(r"[\x00\ud800-\udfff]")
 
 
+def _number(text: str) -> float | int:
+    """A JSON number with no fractional part is an integer, as JSON Schema counts it (`1.0`)."""
+    value = float(text)
+    return int(value) if value.is_integer() and abs(value) < 2**63 else value
+
+
+def _no_constant(name: str) -> None:
+    """NaN and Infinity are not JSON, whatever Python's parser allows."""
+    raise ValueError(f"{name} is not JSON")
+
+
 def _field_errors(exc: ValidationError) -> list[dict[str, str]]:
     return [
         {"field": ".".join(str(p) for p in e["loc"]) or "(body)", "problem": e["msg"]}
@@ -67,7 +78,7 @@ class ApiRequest:
         if optional and not data.strip():
             return {}
         try:
-            body = json.loads(data)
+            body = json.loads(data, parse_float=_number, parse_constant=_no_constant)
             _check_text(body)
         except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             raise InvalidInput("the body is not valid JSON", code="malformed_json") from exc

@@ -89,6 +89,8 @@ def test_a_valid_body_round_trips_with_unicode():
         ({"json": {"name": "x", "count": "5"}}, 400, "invalid_input"),
         ({"json": {"name": "x", "count": True}}, 400, "invalid_input"),
         ({"json": {"name": "x", "count": 1.5}}, 400, "invalid_input"),
+        ({"data": '{"name": "x", "count": NaN}', "content_type": "application/json"}, 400, "malformed_json"),
+        ({"data": '{"name": "x", "count": Infinity}', "content_type": "application/json"}, 400, "malformed_json"),
         ({"json": {"name": "x", "extra": 1}}, 400, "invalid_input"),
         ({"json": {}}, 400, "invalid_input"),
         ({"data": '{"name": "a\\u0000b"}', "content_type": "application/json"}, 400, "invalid_input"),
@@ -100,6 +102,13 @@ def test_bad_bodies_are_json_errors(kwargs, status, code):
     response = send("POST", "/echo", **kwargs)
     assert response.status_code == status
     assert _error(response)["code"] == code
+
+
+def test_integral_numbers_are_integers_as_json_schema_counts_them():
+    response = send(
+        "POST", "/echo", data='{"name": "x", "count": 3.0}', content_type="application/json"
+    )
+    assert json.loads(response.get_data())["count"] == 3
 
 
 def test_field_errors_name_the_field():
