@@ -98,8 +98,14 @@ class ApiRequest:
 
     def query_model(self, model: type[M]) -> M:
         """The query string validated by a pydantic model (lax: "5" is an int); else 400."""
-        values = {name: self.raw.args.get(name) for name in model.model_fields}
-        present = {k: v for k, v in values.items() if v is not None}
+        given = {n: self.raw.args.getlist(n) for n in model.model_fields if n in self.raw.args}
+        repeated = sorted(n for n, v in given.items() if len(v) > 1)
+        if repeated:
+            raise InvalidInput(
+                "a query parameter is repeated",
+                details=[{"field": n, "problem": "given more than once"} for n in repeated],
+            )
+        present = {n: v[0] for n, v in given.items()}
         _check_text(present)
         try:
             return model.model_validate(present)

@@ -288,11 +288,8 @@ def retry_route(request: ApiRequest) -> Reply:
 def list_route(request: ApiRequest) -> Reply:
     """A session's jobs, newest first; ?status= filters, ?limit=&cursor= pages."""
     session_id = request.params["session_id"]
-    status = request.query("status") or None
-    if status is not None and status not in JOB_STATUSES:
-        raise InvalidInput("unknown status", details={"status": status, "allowed": JOB_STATUSES})
-    limit = pagination.limit(request.query("limit"))
-    after = pagination.decode(request.query("cursor"))
+    query = request.query_model(JobListQuery)
+    status, limit, after = query.status, query.limit, pagination.decode(query.cursor)
     with db.transaction() as conn:
         try:
             uuid.UUID(session_id)

@@ -21,16 +21,6 @@ DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
 
 
-def limit(raw: str | None) -> int:
-    if raw is None or raw == "":
-        return DEFAULT_LIMIT
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
-        raise InvalidInput(
-            f"limit must be an integer from 1 to {MAX_LIMIT}", details={"limit": raw}
-        )
-    return int(raw)
-
-
 def _plain(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()

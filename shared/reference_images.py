@@ -200,8 +200,8 @@ def _image_id(request: ApiRequest) -> str:
 
 def list_images(request: ApiRequest) -> Reply:
     """GET /v1/reference-images: the caller's references, newest first."""
-    size = pagination.limit(request.query("limit"))
-    after = pagination.decode(request.query("cursor"))
+    query = request.query_model(PageQuery)
+    size, after = query.limit, pagination.decode(query.cursor)
     with db.transaction() as conn:
         found = reference_images.list_for_user(
             conn, user_id=request.user_id, limit=size + 1, after=after

@@ -178,7 +178,7 @@ def test_liveness_needs_no_database_and_readiness_reports_it_down():
     assert call("GET", "/v1/healthz?ready=maybe").status_code == 400
 
 
-@pytest.mark.parametrize("limit", ["0", "101", "-1", "abc", "1.5", "1e3", "\u0661"])
+@pytest.mark.parametrize("limit", ["", "0", "101", "-1", "abc", "1.5", "1e3", "\u0661", ["1", "2"]])
 def test_limits_out_of_range_are_400(limit):
     request = EnvironBuilder(method="GET", path="/v1/sessions", query_string={"limit": limit})
     with pytest.raises(InvalidInput):
