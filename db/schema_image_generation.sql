@@ -132,6 +132,21 @@ CREATE TABLE IF NOT EXISTS generation_job_reference_images (
     CONSTRAINT generation_job_reference_images_pair_key UNIQUE (generation_job_id, reference_image_id)
 );
 
+-- The transactional outbox of object deletions (not in the design; see shared/purge.py). Rows
+-- that name bucket objects are deleted in the same transaction that writes their object names
+-- here; after commit the names are published to the object-deletions topic and the row goes.
+-- A row whose publish failed (or whose publisher died) is published again by the maintenance
+-- task `republish_deletions` once `publish_after` has passed.
+CREATE TABLE IF NOT EXISTS pending_object_deletions (
+    id             uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    object_names   text[] NOT NULL CONSTRAINT pending_object_deletions_object_names_check
+                   CHECK (cardinality(object_names) BETWEEN 1 AND 1000),
+    reason         text NOT NULL,
+    attempts       integer NOT NULL DEFAULT 0,
+    publish_after  timestamptz NOT NULL DEFAULT now(),
+    created_at     timestamptz NOT NULL DEFAULT now()
+);
+
 -- Indexes: foreign keys, statuses, and the (owner, time, id) keys every list pages by.
 CREATE INDEX IF NOT EXISTS sessions_user_updated_idx
     ON sessions (user_id, updated_at DESC, id DESC);
@@ -160,6 +175,8 @@ CREATE INDEX IF NOT EXISTS generated_images_session_created_idx
     ON generated_images (session_id, created_at, id);
 CREATE INDEX IF NOT EXISTS generated_images_user_created_idx
     ON generated_images (user_id, created_at DESC, id DESC);
+CREATE INDEX IF NOT EXISTS pending_object_deletions_due_idx
+    ON pending_object_deletions (publish_after);
 CREATE INDEX IF NOT EXISTS generation_job_reference_images_reference_idx
     ON generation_job_reference_images (reference_image_id);
 

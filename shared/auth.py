@@ -1,9 +1,11 @@
 """Bearer ID tokens (Firebase Auth / Identity Platform), verified with google-auth.
 
 The issuer's certificates are fetched from its certificates URL and cached for as long as its
-Cache-Control allows; verification (signature, expiry, audience) is google-auth's, and the
+Cache-Control allows (a token with an unknown key id refreshes them, at most every
+`_MIN_REFRESH_SECONDS`); verification (signature, expiry, audience) is google-auth's, and the
 issuer and subject are checked here. The local stack's issuer serves the same format, so the
-code path is the same everywhere.
+code path is the same everywhere. The caller's users row is created on first sight and then
+remembered per process for `_USER_TTL_SECONDS`, so a request costs no extra database round trip.
 """
 
 from __future__ import annotations
@@ -23,7 +25,10 @@ from shared.errors import Transient, Unauthenticated
 from shared.queries import users
 
 _DEFAULT_CERT_TTL = 300
+_MIN_REFRESH_SECONDS = 30
 _CLOCK_SKEW_SECONDS = 10
+_USER_TTL_SECONDS = 300
+_USER_CACHE_SIZE = 10_000
 
 
 class _CertificateCache:
@@ -33,13 +38,25 @@ class _CertificateCache:
         self._lock = threading.Lock()
         self._certs: dict[str, str] = {}
         self._expires = 0.0
+        self._fetched = -_MIN_REFRESH_SECONDS * 2.0
+        self._url = ""
         self._session: requests.Session | None = None
 
     def get(self, url: str, kid: str | None) -> dict[str, str]:
         with self._lock:
-            if time.monotonic() >= self._expires or (kid and kid not in self._certs):
+            now = time.monotonic()
+            unknown = bool(kid) and kid not in self._certs
+            if (
+                url != self._url
+                or now >= self._expires
+                or (unknown and now - self._fetched >= _MIN_REFRESH_SECONDS)
+            ):
                 self._refresh(url)
             return self._certs
+
+    def clear(self) -> None:
+        with self._lock:
+            self._certs, self._expires, self._url = {}, 0.0, ""
 
     def _refresh(self, url: str) -> None:
         if self._session is None:
@@ -50,12 +67,54 @@ class _CertificateCache:
             certs = response.json()
         except (requests.RequestException, ValueError) as exc:
             raise Transient("the token issuer's certificates are unavailable") from exc
+        if not isinstance(certs, dict):
+            raise Transient("the token issuer's certificates are malformed")
         found = re.search(r"max-age=(\d+)", response.headers.get("Cache-Control", ""))
-        self._certs = certs
-        self._expires = time.monotonic() + (int(found.group(1)) if found else _DEFAULT_CERT_TTL)
+        self._certs, self._url = certs, url
+        self._fetched = time.monotonic()
+        self._expires = self._fetched + (int(found.group(1)) if found else _DEFAULT_CERT_TTL)
 
 
+class _UserCache:
+    """{subject: users row} for a few minutes: the row exists once created, so no round trip."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._rows: dict[str, tuple[dict[str, Any], float]] = {}
+
+    def get(self, subject: str) -> dict[str, Any] | None:
+        with self._lock:
+            hit = self._rows.get(subject)
+        return hit[0] if hit and hit[1] > time.monotonic() else None
+
+    def put(self, subject: str, row: dict[str, Any]) -> None:
+        with self._lock:
+            if len(self._rows) >= _USER_CACHE_SIZE:
+                self._rows.clear()
+            self._rows[subject] = (row, time.monotonic() + _USER_TTL_SECONDS)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._rows.clear()
+
+
+# What google-auth raises for tokens that are not JWTs at all (bad base64, a JSON list where an
+# object belongs, claims of the wrong type) as well as for invalid ones.
+_MALFORMED = (
+    ValueError,
+    TypeError,
+    KeyError,
+    AttributeError,
+    google.auth.exceptions.GoogleAuthError,
+)
 _certificates = _CertificateCache()
+_users = _UserCache()
+
+
+def reset() -> None:
+    """Forget cached certificates and users (tests that change the issuer or the database)."""
+    _certificates.clear()
+    _users.clear()
 
 
 def verify(token: str) -> dict[str, Any]:
@@ -63,16 +122,17 @@ def verify(token: str) -> dict[str, Any]:
     auth = config.settings().auth
     try:
         header = jwt.decode_header(token)
-    except (ValueError, google.auth.exceptions.GoogleAuthError) as exc:
+    except _MALFORMED as exc:
         raise Unauthenticated("the bearer token is malformed") from exc
-    if header.get("alg") != "RS256":
+    if not isinstance(header, dict) or header.get("alg") != "RS256":
         raise Unauthenticated("the bearer token must be signed with RS256")
-    certs = _certificates.get(auth.certs_url, header.get("kid"))
+    kid = header.get("kid")
+    certs = _certificates.get(auth.certs_url, kid if isinstance(kid, str) else None)
     try:
         claims = jwt.decode(
             token, certs=certs, audience=auth.audience, clock_skew_in_seconds=_CLOCK_SKEW_SECONDS
         )
-    except (ValueError, google.auth.exceptions.GoogleAuthError) as exc:
+    except _MALFORMED as exc:
         raise Unauthenticated(f"the bearer token is not valid: {_reason(exc)}") from exc
     if claims.get("iss") != auth.issuer:
         raise Unauthenticated("the bearer token comes from another issuer")
@@ -104,10 +164,24 @@ def bearer_token(request: Request) -> str:
 def authenticate(request: Request) -> dict[str, Any]:
     """The caller's users row, created on the first authenticated call."""
     claims = verify(bearer_token(request))
-    with db.transaction() as conn:
-        return users.get_or_create(
-            conn,
-            auth_subject=claims["sub"],
-            email=claims.get("email"),
-            display_name=claims.get("name"),
-        )
+    subject = claims["sub"]
+    row = _users.get(subject)
+    if row is None:
+        with db.transaction() as conn:
+            row = users.get_or_create(
+                conn,
+                auth_subject=subject,
+                email=_text(claims.get("email"), 320),
+                display_name=_text(claims.get("name"), 200),
+            )
+        _users.put(subject, row)
+    return row
+
+
+def _text(value: Any, limit: int) -> str | None:
+    """An optional profile claim as the users table takes it (else left out, not refused)."""
+    return (
+        value
+        if isinstance(value, str) and 0 < len(value) <= limit and "\x00" not in value
+        else None
+    )

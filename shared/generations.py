@@ -24,6 +24,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from shared import config, db, job_events, log, pagination, pubsub, resources
+from shared.api_models import PageQuery
 from shared.db import ConstraintViolation
 from shared.errors import Conflict, InvalidInput, NotFound, Transient
 from shared.http import ApiRequest, Reply, Router
@@ -76,13 +77,32 @@ class GenerationRequest(BaseModel):
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+class JobListQuery(PageQuery):
+    """The query of GET /v1/sessions/{id}/generations (documentation: `list_route` reads it)."""
+
+    status: Literal[JOB_STATUSES] | None = None  # type: ignore[valid-type]
+
+
 def register(router: Router) -> None:
-    """Add the generation routes to the api's route table."""
-    router.add("POST", "/v1/generations", create_route, body=GenerationRequest)
-    router.add("GET", "/v1/generations/{job_id}", get_route)
-    router.add("POST", "/v1/generations/{job_id}/cancel", cancel_route)
-    router.add("POST", "/v1/generations/{job_id}/retry", retry_route)
-    router.add("GET", "/v1/sessions/{session_id}/generations", list_route)
+    """Add the generation routes to the api's route table (with what the OpenAPI document says)."""
+    tags = ("generations",)
+    router.add(
+        "POST",
+        "/v1/generations",
+        create_route,
+        body=GenerationRequest,
+        status=202,
+        errors=(404, 409),
+        tags=tags,
+    )
+    router.add("GET", "/v1/generations/{job_id}", get_route, tags=tags)
+    router.add("POST", "/v1/generations/{job_id}/cancel", cancel_route, errors=(409,), tags=tags)
+    router.add(
+        "POST", "/v1/generations/{job_id}/retry", retry_route, status=202, errors=(409,), tags=tags
+    )
+    router.add(
+        "GET", "/v1/sessions/{session_id}/generations", list_route, query=JobListQuery, tags=tags
+    )
 
 
 # ---- Service -------------------------------------------------------------------------------
@@ -268,11 +288,8 @@ def retry_route(request: ApiRequest) -> Reply:
 def list_route(request: ApiRequest) -> Reply:
     """A session's jobs, newest first; ?status= filters, ?limit=&cursor= pages."""
     session_id = request.params["session_id"]
-    status = request.query("status") or None
-    if status is not None and status not in JOB_STATUSES:
-        raise InvalidInput("unknown status", details={"status": status, "allowed": JOB_STATUSES})
-    limit = pagination.limit(request.query("limit"))
-    after = pagination.decode(request.query("cursor"))
+    query = request.query_model(JobListQuery)
+    status, limit, after = query.status, query.limit, pagination.decode(query.cursor)
     with db.transaction() as conn:
         try:
             uuid.UUID(session_id)

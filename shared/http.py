@@ -1,7 +1,12 @@
-"""The `api` function's plumbing: routing, JSON bodies, CORS, and mapping errors to responses.
+"""The `api` function's plumbing: the Router of Routes, handler Replies, and `dispatch`, which
+routes, authenticates, runs the handler, serialises through the route's response model and maps
+every failure to a JSON error body, with CORS on every answer.
 
-`dispatch(request)` takes a Werkzeug request (what functions-framework hands to an HTTP
-function) and returns a Werkzeug response, so tests drive it without the framework.
+`dispatch(router, request, authenticate)` takes a Werkzeug request (what functions-framework
+hands to an HTTP function) and returns a Werkzeug response, so tests drive it without the
+framework. Each `Route` also carries what the OpenAPI document says of it (tools/openapi.py
+reads it): request and query models, response model and status, extra error statuses.
+Handlers read their input through `ApiRequest` (shared/api_request.py).
 """
 
 from __future__ import annotations
@@ -13,73 +18,22 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, TypeVar
+from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter
+from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Request, Response
 
 from shared import config, log
-from shared.errors import (
-    AppError,
-    InvalidInput,
-    NotFound,
-    PayloadTooLarge,
-    UnsupportedMediaType,
-)
+from shared.api_request import MAX_JSON_BYTES, ApiRequest
+from shared.errors import AppError, InvalidInput, MethodNotAllowed, NotFound, PayloadTooLarge
 
-MAX_JSON_BYTES = 64 * 1024
-M = TypeVar("M", bound=BaseModel)
-
-
-@dataclass
-class ApiRequest:
-    """What a route handler sees: the raw request, its path parameters and the caller."""
-
-    raw: Request
-    params: dict[str, str] = field(default_factory=dict)
-    user: dict[str, Any] | None = None
-
-    def json(self) -> dict[str, Any]:
-        """The body as a JSON object; anything else is a 400 (or 413/415)."""
-        if self.raw.content_length is not None and self.raw.content_length > MAX_JSON_BYTES:
-            raise PayloadTooLarge(f"a JSON body is limited to {MAX_JSON_BYTES} bytes")
-        mimetype = self.raw.mimetype or ""
-        if mimetype != "application/json":
-            raise UnsupportedMediaType("send the body as application/json")
-        data = self.raw.get_data(cache=True)
-        if len(data) > MAX_JSON_BYTES:
-            raise PayloadTooLarge(f"a JSON body is limited to {MAX_JSON_BYTES} bytes")
-        try:
-            body = json.loads(data or b"null")
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise InvalidInput("the body is not valid JSON", code="malformed_json") from exc
-        if not isinstance(body, dict):
-            raise InvalidInput("the body must be a JSON object", code="malformed_json")
-        return body
-
-    def body(self, model: type[M]) -> M:
-        """The JSON body validated by a strict pydantic model; field errors are a 400."""
-        try:
-            return model.model_validate(self.json(), strict=True)
-        except ValidationError as exc:
-            details = [
-                {"field": ".".join(str(p) for p in e["loc"]), "problem": e["msg"]}
-                for e in exc.errors(include_url=False, include_input=False)
-            ]
-            raise InvalidInput("the body has invalid fields", details=details) from exc
-
-    def query(self, name: str) -> str | None:
-        return self.raw.args.get(name)
-
-    @property
-    def user_id(self) -> Any:
-        assert self.user is not None, "route requires authentication"
-        return self.user["id"]
+__all__ = ["MAX_JSON_BYTES", "ApiRequest", "Reply", "Route", "Router", "dispatch"]
 
 
 @dataclass(frozen=True)
 class Reply:
-    """A handler's answer: status, a JSON-able body and extra headers."""
+    """A handler's answer: status, a JSON-able body (dict or model) and extra headers."""
 
     status: int
     body: Any = None
@@ -91,7 +45,11 @@ Handler = Callable[[ApiRequest], Reply]
 
 @dataclass(frozen=True)
 class Route:
-    """One route, with what the OpenAPI document says of it."""
+    """One route, with what the OpenAPI document says of it.
+
+    `response` is the model of a 2xx body (the body is serialised through it, so nothing
+    undocumented leaves); `errors` lists statuses beyond those the route's shape implies.
+    """
 
     method: str
     template: str
@@ -99,8 +57,37 @@ class Route:
     authenticated: bool
     pattern: re.Pattern[str]
     body: type[BaseModel] | None = None
+    body_required: bool = True
+    body_media_type: str = "application/json"
+    max_body_bytes: int = MAX_JSON_BYTES
+    query: type[BaseModel] | None = None
     response: Any = None
+    status: int = 200
     summary: str = ""
+    errors: tuple[int, ...] = ()
+    tags: tuple[str, ...] = ()
+
+    @property
+    def path_params(self) -> list[str]:
+        return re.findall(r"\{(\w+)\}", self.template)
+
+    @property
+    def adapter(self) -> TypeAdapter[Any] | None:
+        return _adapter(self.response) if self.response is not None else None
+
+
+_adapters: dict[Any, TypeAdapter[Any]] = {}
+
+
+def _adapter(model: Any) -> TypeAdapter[Any]:
+    if model not in _adapters:
+        _adapters[model] = TypeAdapter(model)
+    return _adapters[model]
+
+
+def is_uuid_param(name: str) -> bool:
+    """Path parameters named `id` or `*_id` are UUIDs (a malformed one names nothing: 404)."""
+    return name == "id" or name.endswith("_id")
 
 
 class Router:
@@ -116,25 +103,12 @@ class Router:
         handler: Handler,
         *,
         authenticated: bool = True,
-        body: type[BaseModel] | None = None,
-        response: Any = None,
-        summary: str = "",
+        **meta: Any,
     ) -> None:
-        """Register a route; body/response/summary describe it in the OpenAPI document."""
+        """Add a route; `meta` takes Route's documentation fields (body, response, ...)."""
         regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", template)
-        summary = summary or (handler.__doc__ or "").strip().split("\n")[0]
-        self.routes.append(
-            Route(
-                method,
-                template,
-                handler,
-                authenticated,
-                re.compile(f"^{regex}$"),
-                body,
-                response,
-                summary,
-            )
-        )
+        pattern = re.compile(f"^{regex}$")
+        self.routes.append(Route(method, template, handler, authenticated, pattern, **meta))
 
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]]:
         allowed = []
@@ -142,15 +116,23 @@ class Router:
             found = route.pattern.match(path)
             if found:
                 if route.method == method:
-                    return route, found.groupdict()
+                    return route, _checked_params(found.groupdict())
                 allowed.append(route.method)
         if allowed:
-            raise AppError(
-                f"{method} is not allowed here",
-                code="method_not_allowed",
-                details={"allowed": allowed},
+            raise MethodNotAllowed(
+                f"{method} is not allowed here", details={"allowed": allowed}
             ) from None
         raise NotFound("no such route")
+
+
+def _checked_params(params: dict[str, str]) -> dict[str, str]:
+    for name, value in params.items():
+        if is_uuid_param(name):
+            try:
+                params[name] = str(uuid.UUID(value))
+            except ValueError:
+                raise NotFound(f"no such {name.removesuffix('_id') or 'resource'}") from None
+    return params
 
 
 def _default(value: Any) -> Any:
@@ -164,10 +146,11 @@ def _default(value: Any) -> Any:
 
 
 def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
-    payload = "" if body is None else json.dumps(body, default=_default, ensure_ascii=False)
-    response = Response(
-        payload, status=status, mimetype="application/json" if body is not None else None
-    )
+    if body is None:
+        response = Response(status=status)
+    else:
+        payload = json.dumps(body, default=_default, ensure_ascii=False, separators=(",", ":"))
+        response = Response(payload, status=status, mimetype="application/json")
     for name, value in (headers or {}).items():
         response.headers[name] = value
     return response
@@ -175,7 +158,26 @@ def json_response(status: int, body: Any, headers: dict[str, str] | None = None)
 
 def error_response(error: AppError) -> Response:
     headers = {} if error.retry_after is None else {"Retry-After": str(error.retry_after)}
+    if isinstance(error, MethodNotAllowed):
+        headers["Allow"] = ", ".join(error.details["allowed"])
     return json_response(error.http_status, error.to_body(), headers)
+
+
+def _from_werkzeug(exc: HTTPException) -> AppError:
+    """Werkzeug's own refusals (body over the limit, unreadable body, a path the framework's
+    router cannot match) as project errors."""
+    if exc.code == 413:
+        return PayloadTooLarge("the body is too large")
+    if exc.code == 404:
+        return NotFound("no such route")
+    return InvalidInput("the request could not be read")
+
+
+def framework_error(exc: HTTPException, request: Request) -> Response:
+    """A refusal made by functions-framework before `dispatch` runs, as a JSON error."""
+    response = error_response(_from_werkzeug(exc))
+    response.headers.update(_cors_headers(request))
+    return response
 
 
 def _cors_headers(request: Request) -> dict[str, str]:
@@ -203,9 +205,29 @@ def _preflight(request: Request) -> Response:
     return Response(status=204, headers=headers)
 
 
-def dispatch(
-    router: Router, request: Request, authenticate: Callable[[Request], dict[str, Any]]
-) -> Response:
+def _serialise(route: Route, reply: Reply) -> Any:
+    """The reply's body as JSON-able data, through the route's response model when declared."""
+    if reply.body is None:
+        return None
+    adapter = route.adapter
+    if adapter is None or not 200 <= reply.status < 300:
+        return reply.body
+    return adapter.dump_python(adapter.validate_python(reply.body), mode="json")
+
+
+def _handle(router: Router, request: Request, authenticate: Callable[[Request], Any]) -> Response:
+    route, params = router.match(request.method, request.path)
+    # One byte over the limit: a chunked body (no Content-Length) is cut there, so a body longer
+    # than the limit is told apart from one exactly at it.
+    request.max_content_length = route.max_body_bytes + 1
+    api_request = ApiRequest(raw=request, params=params)
+    if route.authenticated:
+        api_request.user = authenticate(request)
+    reply = route.handler(api_request)
+    return json_response(reply.status, _serialise(route, reply), reply.headers)
+
+
+def dispatch(router: Router, request: Request, authenticate: Callable[[Request], Any]) -> Response:
     """Route one request; every failure becomes a JSON error body, never a stack trace."""
     started = time.monotonic()
     trace = log.trace_field(request.headers.get("X-Cloud-Trace-Context"), config.settings().project)
@@ -213,12 +235,10 @@ def dispatch(
         if request.method == "OPTIONS":
             return _preflight(request)
         try:
-            route, params = router.match(request.method, request.path)
-            api_request = ApiRequest(raw=request, params=params)
-            if route.authenticated:
-                api_request.user = authenticate(request)
-            reply = route.handler(api_request)
-            response = json_response(reply.status, reply.body, reply.headers)
+            try:
+                response = _handle(router, request, authenticate)
+            except HTTPException as exc:
+                raise _from_werkzeug(exc) from exc
         except AppError as error:
             if error.http_status >= 500:
                 log.warning(error.message, action="api.unavailable", code=error.code)

@@ -17,9 +17,13 @@ Task = Callable[[], dict[str, Any]]
 
 def tasks() -> dict[str, Task]:
     """Every task by name (imported here so that one task's module does not load the others')."""
-    from shared import sweeper, upload_reconcile
+    from shared import purge, sweeper, upload_reconcile
 
-    return {"reconcile_uploads": upload_reconcile.task, "sweep_jobs": sweeper.sweep_jobs}
+    return {
+        "reconcile_uploads": upload_reconcile.task,
+        "republish_deletions": purge.republish_pending,
+        "sweep_jobs": sweeper.sweep_jobs,
+    }
 
 
 def run(message: dict[str, Any]) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -20,31 +21,54 @@ DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
 
 
-def limit(raw: str | None) -> int:
-    if raw is None or raw == "":
-        return DEFAULT_LIMIT
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
-        raise InvalidInput(
-            f"limit must be an integer from 1 to {MAX_LIMIT}", details={"limit": raw}
-        )
-    return int(raw)
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value if isinstance(value, int) else str(value)
 
 
-def encode(timestamp: datetime, row_id: Any) -> str:
-    raw = json.dumps([timestamp.isoformat(), str(row_id)], separators=(",", ":")).encode()
+def encode(*keyset: Any) -> str:
+    """An opaque cursor for a keyset such as (created_at, id)."""
+    raw = json.dumps([_plain(v) for v in keyset], separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode(cursor: str | None) -> tuple[datetime, str] | None:
-    """The keyset a cursor carries, or None for the first page."""
+def decode_keyset(cursor: str | None, *parsers: Callable[[Any], Any]) -> tuple[Any, ...] | None:
+    """The keyset a cursor carries, each value through its parser; None for the first page."""
     if not cursor:
         return None
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        timestamp, row_id = json.loads(raw)
-        return datetime.fromisoformat(timestamp), str(row_id)
+        values = json.loads(raw)
+        if not isinstance(values, list) or len(values) != len(parsers):
+            raise ValueError("wrong keyset size")
+        return tuple(parse(value) for parse, value in zip(parsers, values, strict=True))
     except (binascii.Error, ValueError, TypeError, UnicodeDecodeError) as exc:
         raise InvalidInput("the cursor is not valid", details={"cursor": cursor}) from exc
+
+
+def timestamp(value: Any) -> datetime:
+    """A cursor's timestamp; naive ones are refused (the keyset compares instants)."""
+    parsed = datetime.fromisoformat(value)
+    if parsed.tzinfo is None:
+        raise ValueError("timestamp without a zone")
+    return parsed
+
+
+def row_id(value: Any) -> str:
+    return str(uuid.UUID(value))
+
+
+def index(value: Any) -> int:
+    if type(value) is not int:
+        raise ValueError("not an integer")
+    return value
+
+
+def decode(cursor: str | None) -> tuple[datetime, str] | None:
+    """The (timestamp, id) keyset a cursor carries, or None for the first page."""
+    found = decode_keyset(cursor, timestamp, row_id)
+    return (found[0], found[1]) if found else None
 
 
 def page(

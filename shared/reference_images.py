@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from shared import config, db, imageinfo, pagination, pubsub, resources, storage, uploads
+from shared.api_models import PageQuery
 from shared.errors import InvalidInput, NotFound, PayloadTooLarge, UnsupportedMediaType
 from shared.filenames import sanitize_filename
 from shared.http import ApiRequest, Reply, Router
@@ -40,13 +41,37 @@ class SignedUploadRequest(BaseModel):
     session_id: str | None = Field(default=None, pattern=UUID_PATTERN)
 
 
+class UploadForm(BaseModel):
+    """The multipart body of POST /v1/uploads (documentation only: `_multipart` reads it)."""
+
+    file: bytes = Field(description="The image: JPEG, PNG or WebP.")
+    session_id: str | None = Field(default=None, pattern=UUID_PATTERN)
+
+
 def register(router: Router) -> None:
-    """Add this module's routes to the api's route table."""
-    router.add("POST", "/v1/uploads", upload)
-    router.add("POST", "/v1/uploads/signed-url", signed_upload, body=SignedUploadRequest)
-    router.add("GET", "/v1/reference-images", list_images)
-    router.add("GET", "/v1/reference-images/{image_id}", get_image)
-    router.add("DELETE", "/v1/reference-images/{image_id}", delete_image)
+    """Add this module's routes to the api's route table (with what the OpenAPI document says)."""
+    tags = ("reference images",)
+    router.add(
+        "POST",
+        "/v1/uploads",
+        upload,
+        body=UploadForm,
+        body_media_type="multipart/form-data",
+        status=201,
+        errors=(404, 422),
+        tags=tags,
+    )
+    router.add(
+        "POST",
+        "/v1/uploads/signed-url",
+        signed_upload,
+        body=SignedUploadRequest,
+        errors=(404,),
+        tags=tags,
+    )
+    router.add("GET", "/v1/reference-images", list_images, query=PageQuery, tags=tags)
+    router.add("GET", "/v1/reference-images/{image_id}", get_image, tags=tags)
+    router.add("DELETE", "/v1/reference-images/{image_id}", delete_image, status=204, tags=tags)
 
 
 def _check_size(size: int) -> None:
@@ -175,8 +200,8 @@ def _image_id(request: ApiRequest) -> str:
 
 def list_images(request: ApiRequest) -> Reply:
     """GET /v1/reference-images: the caller's references, newest first."""
-    size = pagination.limit(request.query("limit"))
-    after = pagination.decode(request.query("cursor"))
+    query = request.query_model(PageQuery)
+    size, after = query.limit, pagination.decode(query.cursor)
     with db.transaction() as conn:
         found = reference_images.list_for_user(
             conn, user_id=request.user_id, limit=size + 1, after=after

@@ -8,8 +8,11 @@ signBlob with the function's own service account.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
+import time
+from collections import OrderedDict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
@@ -97,19 +100,33 @@ def object_name_from_url(url: str) -> str:
     return object_name_from_bucket_path(path)
 
 
+@functools.cache
+def _key_credentials(path: str) -> Any:
+    """The local signing key, parsed once (loading an RSA key costs about 50 ms)."""
+    from google.oauth2 import service_account
+
+    return service_account.Credentials.from_service_account_file(path)
+
+
+_default_credentials: Any = None
+
+
 def _signing_arguments() -> dict[str, Any]:
+    """A local key file signs locally; on GCP the runtime's account signs through IAM signBlob,
+    with an access token refreshed only when it has expired."""
+    global _default_credentials
     credentials_file = os.environ.get("SIGNING_CREDENTIALS_FILE")
     if credentials_file:
-        from google.oauth2 import service_account
-
-        return {
-            "credentials": service_account.Credentials.from_service_account_file(credentials_file)
-        }
+        return {"credentials": _key_credentials(credentials_file)}
     import google.auth
     import google.auth.transport.requests
 
-    credentials, _ = google.auth.default()
-    credentials.refresh(google.auth.transport.requests.Request())
+    with _lock:
+        if _default_credentials is None:
+            _default_credentials, _ = google.auth.default()
+        if not _default_credentials.valid:
+            _default_credentials.refresh(google.auth.transport.requests.Request())
+        credentials = _default_credentials
     return {
         "service_account_email": getattr(credentials, "service_account_email", None),
         "access_token": credentials.token,
@@ -141,6 +158,48 @@ def signed_url(
         )
     )
     return url, expires_at
+
+
+class _SignedUrlCache:
+    """Signed GET URLs per object, reused for the first half of their lifetime.
+
+    Signing costs an RSA signature locally and an IAM signBlob call on GCP; a gallery page
+    would otherwise sign every URL on every view. A reused URL still has at least half its
+    lifetime left, and a browser sees the same URL again, so its image cache works too.
+    """
+
+    def __init__(self, max_entries: int = 50_000) -> None:
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[str, tuple[str, float]] = OrderedDict()
+        self.max_entries = max_entries
+
+    def get(self, object_name: str) -> str:
+        now = time.monotonic()
+        with self._lock:
+            hit = self._entries.get(object_name)
+            if hit and hit[1] > now:
+                self._entries.move_to_end(object_name)
+                return hit[0]
+        ttl = config.settings().signed_url_ttl_seconds
+        url, _ = signed_url(object_name, ttl_seconds=ttl)
+        with self._lock:
+            self._entries[object_name] = (url, now + ttl / 2)
+            self._entries.move_to_end(object_name)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+        return url
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+signed_urls = _SignedUrlCache()
+
+
+def signed_get_url(object_name: str) -> str:
+    """A signed GET URL for the object, from the process's cache when one is still fresh."""
+    return signed_urls.get(object_name)
 
 
 def _transient(exc: Exception) -> Transient:

@@ -1,14 +1,23 @@
 """api: the HTTP function behind every /v1 route of the frontend contract.
 
-Idempotency: reads are naturally safe; POST /v1/generations honours Idempotency-Key.
+Idempotency: reads are naturally safe; deletes answer 404 the second time; POST /v1/generations
+honours Idempotency-Key.
 """
 
 import functions_framework
-from flask import Request, Response
+from flask import Request, Response, request
+from werkzeug.exceptions import HTTPException
 
 from shared import auth, http, routes
 
 
 @functions_framework.http
-def api(request: Request) -> Response:
-    return http.dispatch(routes.router(), request, auth.authenticate)
+def api(req: Request) -> Response:
+    return http.dispatch(routes.router(), req, auth.authenticate)
+
+
+@functions_framework.errorhandler(HTTPException)
+def framework_error(error: HTTPException) -> Response:
+    """The framework's own refusals (e.g. a path with a newline, which its router never
+    matches) answer JSON like everything else."""
+    return http.framework_error(error, request)

@@ -30,12 +30,20 @@ LIMIT 1
 """
 
 # The design's "generated images for a session": newest job first, then by index within a job
-# (ordering by index alone would interleave batches).
-_LIST_FOR_SESSION = """
-SELECT gi.*
-  FROM generated_images gi
-  JOIN generation_jobs gj ON gj.id = gi.generation_job_id
- WHERE gi.session_id = :session_id AND gi.user_id = :user_id
+# (ordering by index alone would interleave batches). Jobs come in order from
+# generation_jobs_session_created_idx, each job's images from the (job, index) key, and an
+# incremental sort orders each job's few images; the keyset is (job created_at, job id, index).
+# The owner check is a one-time filter: another user's session yields no rows.
+_GALLERY_PAGE = """
+SELECT gi.*, gj.created_at AS job_created_at
+  FROM generation_jobs gj
+  JOIN generated_images gi ON gi.generation_job_id = gj.id
+ WHERE gj.session_id = :session_id
+   AND EXISTS (SELECT 1 FROM sessions s WHERE s.id = :session_id AND s.user_id = :user_id)
+   AND (CAST(:after_created_at AS timestamptz) IS NULL
+        OR (gj.created_at, gj.id) < (CAST(:after_created_at AS timestamptz), CAST(:after_job_id AS uuid))
+        OR ((gj.created_at, gj.id) = (CAST(:after_created_at AS timestamptz), CAST(:after_job_id AS uuid))
+            AND gi.generation_index > :after_index))
  ORDER BY gj.created_at DESC, gj.id DESC, gi.generation_index ASC
  LIMIT :limit
 """
@@ -56,11 +64,28 @@ def record(conn: Connection, **fields: Any) -> dict[str, Any]:
     return row
 
 
-def list_for_session(
-    conn: Connection, *, session_id: Any, user_id: Any, limit: int = 100
+def gallery_page(
+    conn: Connection,
+    *,
+    session_id: Any,
+    user_id: Any,
+    limit: int,
+    after: tuple[Any, Any, int] | None = None,
 ) -> list[dict[str, Any]]:
+    """A page of the user's session's images (none when the session is not theirs); `after` is
+    (job created_at, job id, index) of the last image seen."""
+    after_created_at, after_job_id, after_index = after or (None, None, 0)
     return rows(
-        conn, _LIST_FOR_SESSION, {"session_id": session_id, "user_id": user_id, "limit": limit}
+        conn,
+        _GALLERY_PAGE,
+        {
+            "session_id": session_id,
+            "user_id": user_id,
+            "limit": limit,
+            "after_created_at": after_created_at,
+            "after_job_id": after_job_id,
+            "after_index": after_index,
+        },
     )
 
 

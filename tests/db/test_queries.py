@@ -83,11 +83,18 @@ def test_session_gallery_is_newest_job_first_then_by_index(database):
         for job, index in [(second_job, 2), (first_job, 1), (second_job, 1), (first_job, 2)]:
             make.image(conn, job, index)
     with db.transaction() as conn:
-        gallery = generated_images.list_for_session(
-            conn, session_id=session["id"], user_id=owner["id"]
+        gallery = generated_images.gallery_page(
+            conn, session_id=session["id"], user_id=owner["id"], limit=10
         )
-        foreign = generated_images.list_for_session(
-            conn, session_id=session["id"], user_id=make.user(conn)["id"]
+        foreign = generated_images.gallery_page(
+            conn, session_id=session["id"], user_id=make.user(conn)["id"], limit=10
+        )
+        tail = generated_images.gallery_page(
+            conn,
+            session_id=session["id"],
+            user_id=owner["id"],
+            limit=10,
+            after=(second_job["created_at"], second_job["id"], 1),
         )
     order = [(g["generation_job_id"], g["generation_index"]) for g in gallery]
     assert order == [
@@ -96,6 +103,7 @@ def test_session_gallery_is_newest_job_first_then_by_index(database):
         (first_job["id"], 1),
         (first_job["id"], 2),
     ]
+    assert [(g["generation_job_id"], g["generation_index"]) for g in tail] == order[1:]
     assert foreign == []
 
 

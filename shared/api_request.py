@@ -1,0 +1,120 @@
+"""What a route handler reads: `ApiRequest`, with the JSON body validated by a strict pydantic
+model, the query by a lax one, and the path parameters and caller filled in by the dispatcher.
+Every refusal is a project error (400, 413 or 415) with details naming the field.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from werkzeug.wrappers import Request
+
+from shared.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
+
+MAX_JSON_BYTES = 64 * 1024
+M = TypeVar("M", bound=BaseModel)
+_BAD_TEXT = re.compile(r"[\x00\ud800-\udfff]")
+
+
+def _number(text: str) -> float | int:
+    """A JSON number with no fractional part is an integer, as JSON Schema counts it (`1.0`)."""
+    value = float(text)
+    return int(value) if value.is_integer() and abs(value) < 2**63 else value
+
+
+def _no_constant(name: str) -> None:
+    """NaN and Infinity are not JSON, whatever Python's parser allows."""
+    raise ValueError(f"{name} is not JSON")
+
+
+def _field_errors(exc: ValidationError) -> list[dict[str, str]]:
+    return [
+        {"field": ".".join(str(p) for p in e["loc"]) or "(body)", "problem": e["msg"]}
+        for e in exc.errors(include_url=False, include_input=False, include_context=False)
+    ]
+
+
+def _check_text(value: Any, where: str = "") -> None:
+    """Refuse NUL characters and lone surrogates: PostgreSQL text and UTF-8 hold neither."""
+    if isinstance(value, str):
+        if _BAD_TEXT.search(value):
+            raise InvalidInput(
+                "text must be valid Unicode without NUL characters",
+                details=[{"field": where or "(body)", "problem": "invalid character"}],
+            )
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_text(key, where)
+            _check_text(item, f"{where}.{key}" if where else str(key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_text(item, f"{where}.{index}" if where else str(index))
+
+
+@dataclass
+class ApiRequest:
+    """What a route handler sees: the raw request, its path parameters and the caller."""
+
+    raw: Request
+    params: dict[str, str] = field(default_factory=dict)
+    user: dict[str, Any] | None = None
+
+    def json(self, *, optional: bool = False) -> dict[str, Any]:
+        """The body as a JSON object (`{}` for an empty optional body); else 400, 413 or 415."""
+        limit = (self.raw.max_content_length or MAX_JSON_BYTES + 1) - 1
+        if self.raw.content_length is not None and self.raw.content_length > limit:
+            raise PayloadTooLarge(f"the body is limited to {limit} bytes")
+        if optional and not self.raw.content_length and not self.raw.headers.get("Content-Type"):
+            return {}
+        if self.raw.mimetype != "application/json":
+            raise UnsupportedMediaType("send the body as application/json")
+        data = self.raw.get_data(cache=True)
+        if len(data) > limit:
+            raise PayloadTooLarge(f"the body is limited to {limit} bytes")
+        if optional and not data.strip():
+            return {}
+        try:
+            body = json.loads(data, parse_float=_number, parse_constant=_no_constant)
+            _check_text(body)
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+            raise InvalidInput("the body is not valid JSON", code="malformed_json") from exc
+        if not isinstance(body, dict):
+            raise InvalidInput("the body must be a JSON object", code="malformed_json")
+        return body
+
+    def body(self, model: type[M], *, optional: bool = False) -> M:
+        """The JSON body validated by a strict pydantic model; field errors are a 400."""
+        try:
+            return model.model_validate(self.json(optional=optional), strict=True)
+        except ValidationError as exc:
+            raise InvalidInput("the body has invalid fields", details=_field_errors(exc)) from exc
+
+    def query(self, name: str) -> str | None:
+        return self.raw.args.get(name)
+
+    def query_model(self, model: type[M]) -> M:
+        """The query string validated by a pydantic model (lax: "5" is an int); else 400."""
+        given = {n: self.raw.args.getlist(n) for n in model.model_fields if n in self.raw.args}
+        repeated = sorted(n for n, v in given.items() if len(v) > 1)
+        if repeated:
+            raise InvalidInput(
+                "a query parameter is repeated",
+                details=[{"field": n, "problem": "given more than once"} for n in repeated],
+            )
+        present = {n: v[0] for n, v in given.items()}
+        _check_text(present)
+        try:
+            return model.model_validate(present)
+        except ValidationError as exc:
+            raise InvalidInput(
+                "the query has invalid parameters", details=_field_errors(exc)
+            ) from exc
+
+    @property
+    def user_id(self) -> Any:
+        assert self.user is not None, "route requires authentication"
+        return self.user["id"]

@@ -1,0 +1,81 @@
+"""Generated-image routes: a session's gallery and deleting one image.
+
+The gallery is newest job first and, within a job, by generation_index; its cursor is the
+keyset (job created_at, job id, index). Deleting an image lets the triggers fix the session's
+count and thumbnail, and hands the image's objects to shared/purge.py.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared import api_models, db, pagination, purge, resources
+from shared.errors import NotFound
+from shared.http import ApiRequest, Reply, Router
+from shared.queries import generated_images, sessions
+
+
+def gallery(request: ApiRequest) -> Reply:
+    query = request.query_model(api_models.PageQuery)
+    after = pagination.decode_keyset(
+        query.cursor, pagination.timestamp, pagination.row_id, pagination.index
+    )
+    session_id = request.params["session_id"]
+    with db.transaction() as conn:
+        found = generated_images.gallery_page(
+            conn,
+            session_id=session_id,
+            user_id=request.user_id,
+            limit=query.limit + 1,
+            after=(after[0], after[1], after[2]) if after else None,
+        )
+        # An empty page is either the end of a gallery or someone else's session.
+        if not found and not sessions.get_owned(
+            conn, session_id=session_id, user_id=request.user_id
+        ):
+            raise NotFound("no such session")
+    served = found[: query.limit]
+    next_cursor = None
+    if len(found) > query.limit:
+        last = served[-1]
+        next_cursor = pagination.encode(
+            last["job_created_at"], last["generation_job_id"], last["generation_index"]
+        )
+    return Reply(
+        200,
+        {"items": [resources.generated_image(r) for r in served], "next_cursor": next_cursor},
+    )
+
+
+def delete_image(user_id: Any, image_id: Any) -> list[dict[str, Any]]:
+    """Delete the user's image; returns the committed outbox entries naming its objects."""
+    with db.transaction() as conn:
+        row = generated_images.delete_owned(conn, image_id=image_id, user_id=user_id)
+        if row is None:
+            raise NotFound("no such image")
+        return purge.enqueue(conn, purge.object_names([row]), reason="image_deleted")
+
+
+def delete(request: ApiRequest) -> Reply:
+    purge.publish(delete_image(request.user_id, request.params["image_id"]))
+    return Reply(204)
+
+
+def register(router: Router) -> None:
+    router.add(
+        "GET",
+        "/v1/sessions/{session_id}/images",
+        gallery,
+        query=api_models.PageQuery,
+        response=api_models.ImagePage,
+        summary="A session's gallery: newest job first, then by index within a job",
+        tags=("sessions", "images"),
+    )
+    router.add(
+        "DELETE",
+        "/v1/images/{image_id}",
+        delete,
+        status=204,
+        summary="Delete a generated image (the session's count and thumbnail follow)",
+        tags=("images",),
+    )

@@ -1,0 +1,11 @@
+"""The readiness probe's statement."""
+
+from __future__ import annotations
+
+from sqlalchemy.engine import Connection
+
+from shared.db import one
+
+
+def ping(conn: Connection) -> bool:
+    return one(conn, "SELECT 1 AS ok") is not None

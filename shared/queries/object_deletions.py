@@ -1,0 +1,52 @@
+"""The outbox of object deletions: names written with the delete, published after commit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from shared.db import execute, rows
+
+# The writer keeps the row to itself for `hold_seconds` (it publishes right after commit);
+# only then may the republisher take it.
+_ADD = """
+INSERT INTO pending_object_deletions (object_names, reason, publish_after)
+VALUES (CAST(:object_names AS text[]), :reason, now() + make_interval(secs => :hold_seconds))
+RETURNING id, object_names, reason
+"""
+
+# Claim due rows for one republish attempt: concurrent republishers skip each other's rows, and
+# a claimed row comes due again after `hold_seconds` unless its publisher deletes it first.
+_CLAIM_DUE = """
+UPDATE pending_object_deletions p
+   SET attempts = p.attempts + 1,
+       publish_after = now() + make_interval(secs => :hold_seconds)
+ WHERE p.id IN (SELECT id FROM pending_object_deletions
+                 WHERE publish_after <= now()
+                 ORDER BY publish_after
+                 LIMIT :limit
+                 FOR UPDATE SKIP LOCKED)
+RETURNING p.id, p.object_names, p.reason, p.attempts
+"""
+
+_REMOVE = "DELETE FROM pending_object_deletions WHERE id = :id"
+
+
+def add(
+    conn: Connection, *, object_names: list[str], reason: str, hold_seconds: int
+) -> dict[str, Any]:
+    found = rows(
+        conn,
+        _ADD,
+        {"object_names": object_names, "reason": reason, "hold_seconds": hold_seconds},
+    )
+    return found[0]
+
+
+def claim_due(conn: Connection, *, limit: int, hold_seconds: int) -> list[dict[str, Any]]:
+    return rows(conn, _CLAIM_DUE, {"limit": limit, "hold_seconds": hold_seconds})
+
+
+def remove(conn: Connection, *, outbox_id: Any) -> int:
+    return execute(conn, _REMOVE, {"id": outbox_id})

@@ -1,0 +1,137 @@
+"""Session routes and service: create, list (with thumbnail and count), read, rename, delete.
+
+A session's thumbnail and count are kept by triggers; deleting a session takes its jobs and
+images with it (foreign-key cascades) and hands their bucket objects to shared/purge.py.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared import api_models, db, pagination, purge, storage
+from shared.errors import NotFound
+from shared.http import ApiRequest, Reply, Router
+from shared.queries import sessions
+
+
+def resource(row: dict[str, Any]) -> dict[str, Any]:
+    """A session row as the API shows it: the table's fields and a signed thumbnail URL."""
+    thumbnail = row.get("thumbnail_small_url") or row.get("thumbnail_url")
+    return {
+        **row,
+        "thumbnail_signed_url": (
+            storage.signed_get_url(storage.object_name_from_url(thumbnail)) if thumbnail else None
+        ),
+    }
+
+
+def _not_found() -> NotFound:
+    return NotFound("no such session")
+
+
+def create(request: ApiRequest) -> Reply:
+    body = request.body(api_models.SessionCreate, optional=True)
+    with db.transaction() as conn:
+        row = sessions.create(conn, user_id=request.user_id, title=body.title)
+    return Reply(201, resource(row), {"Location": f"/v1/sessions/{row['id']}"})
+
+
+def list_sessions(request: ApiRequest) -> Reply:
+    query = request.query_model(api_models.PageQuery)
+    after = pagination.decode(query.cursor)
+    with db.transaction() as conn:
+        found = sessions.list_for_user(
+            conn, user_id=request.user_id, limit=query.limit + 1, after=after
+        )
+    body = pagination.page(found, query.limit, lambda r: (r["updated_at"], r["id"]), resource)
+    return Reply(200, body)
+
+
+def get(request: ApiRequest) -> Reply:
+    with db.transaction() as conn:
+        row = sessions.get_owned(
+            conn, session_id=request.params["session_id"], user_id=request.user_id
+        )
+    if row is None:
+        raise _not_found()
+    return Reply(200, resource(row))
+
+
+def rename(request: ApiRequest) -> Reply:
+    body = request.body(api_models.SessionUpdate)
+    with db.transaction() as conn:
+        row = sessions.rename(
+            conn,
+            session_id=request.params["session_id"],
+            user_id=request.user_id,
+            title=body.title,
+        )
+    if row is None:
+        raise _not_found()
+    return Reply(200, resource(row))
+
+
+def delete_session(user_id: Any, session_id: Any) -> list[dict[str, Any]]:
+    """Delete the user's session with everything in it; returns the committed outbox entries
+    naming its objects, for `purge.publish`. NotFound when it is not the user's."""
+    with db.transaction() as conn:
+        if not sessions.lock_owned(conn, session_id=session_id, user_id=user_id):
+            raise _not_found()
+        names = purge.object_names(sessions.objects(conn, session_id=session_id))
+        entries = purge.enqueue(conn, names, reason="session_deleted")
+        sessions.delete(conn, session_id=session_id)
+    return entries
+
+
+def delete(request: ApiRequest) -> Reply:
+    purge.publish(delete_session(request.user_id, request.params["session_id"]))
+    return Reply(204)
+
+
+def register(router: Router) -> None:
+    tags = ("sessions",)
+    router.add(
+        "POST",
+        "/v1/sessions",
+        create,
+        body=api_models.SessionCreate,
+        body_required=False,
+        response=api_models.Session,
+        status=201,
+        summary='Create a session (title defaults to "New Session")',
+        tags=tags,
+    )
+    router.add(
+        "GET",
+        "/v1/sessions",
+        list_sessions,
+        query=api_models.PageQuery,
+        response=api_models.SessionPage,
+        summary="The caller's sessions, most recently active first, with thumbnail and count",
+        tags=tags,
+    )
+    router.add(
+        "GET",
+        "/v1/sessions/{session_id}",
+        get,
+        response=api_models.Session,
+        summary="One session",
+        tags=tags,
+    )
+    router.add(
+        "PATCH",
+        "/v1/sessions/{session_id}",
+        rename,
+        body=api_models.SessionUpdate,
+        response=api_models.Session,
+        summary="Rename a session",
+        tags=tags,
+    )
+    router.add(
+        "DELETE",
+        "/v1/sessions/{session_id}",
+        delete,
+        status=204,
+        summary="Delete a session with its jobs and images; their bucket objects follow",
+        tags=tags,
+    )

@@ -1,0 +1,141 @@
+"""Bearer ID tokens: real RS256 tokens against a real certificates endpoint (no database)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from shared import auth
+from shared.errors import Transient, Unauthenticated
+from tests.apikit import (  # noqa: F401
+    api_env,
+    body,
+    call,
+    issuer,
+    no_database,
+    signing_key_file,
+)
+
+pytestmark = pytest.mark.usefixtures("no_database", "api_env")
+
+
+def _segment(value: object) -> str:
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+
+def test_a_valid_token_yields_its_claims(issuer):  # noqa: F811
+    claims = auth.verify(issuer.token("alice"))
+    assert claims["sub"] == "alice" and claims["email"] == "alice@example.com"
+
+
+def test_certificates_are_fetched_once_and_cached(issuer):  # noqa: F811
+    before = issuer.fetches
+    for name in ("a", "b", "c"):
+        auth.verify(issuer.token(name))
+    assert issuer.fetches - before == 1
+
+
+def test_unknown_key_ids_refresh_at_most_every_so_often(issuer):  # noqa: F811
+    auth.verify(issuer.token("warm"))
+    before = issuer.fetches
+    for n in range(5):
+        header = _segment({"alg": "RS256", "typ": "JWT", "kid": f"rotated-{n}"})
+        token = ".".join([header, *issuer.token("x").split(".")[1:]])
+        with pytest.raises(Unauthenticated):
+            auth.verify(token)
+    assert issuer.fetches - before <= 1
+
+
+@pytest.mark.parametrize(
+    ("claims", "reason"),
+    [
+        ({"exp": int(time.time()) - 60, "iat": int(time.time()) - 3660}, "expired"),
+        ({"aud": "another-project"}, "wrong audience"),
+        ({"iss": "https://securetoken.google.com/another-project"}, "another issuer"),
+        ({"sub": ""}, "no subject"),
+        ({"sub": "x" * 129}, "no subject"),
+        ({"sub": 42}, "no subject"),
+        ({"iat": int(time.time()) + 3600}, "not valid"),
+    ],
+)
+def test_invalid_claims_are_refused(issuer, claims, reason):  # noqa: F811
+    with pytest.raises(Unauthenticated) as caught:
+        auth.verify(issuer.token("mallory", **claims))
+    assert reason in caught.value.message
+
+
+def test_a_token_signed_by_another_key_is_forged(issuer):  # noqa: F811
+    stranger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    with pytest.raises(Unauthenticated) as caught:
+        auth.verify(issuer.token("mallory", key=stranger))
+    assert "bad signature" in caught.value.message
+
+
+def test_a_tampered_payload_fails_the_signature(issuer):  # noqa: F811
+    header, _, signature = issuer.token("alice").split(".")
+    forged = _segment({"iss": "x", "aud": "y", "sub": "admin", "iat": 1, "exp": 9999999999})
+    with pytest.raises(Unauthenticated):
+        auth.verify(f"{header}.{forged}.{signature}")
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "abc",
+        "a.b.c",
+        "a.b",
+        "....",
+        f"{_segment(['not', 'an', 'object'])}.{_segment({})}.c2ln",
+        f"{_segment({'alg': 'none'})}.{_segment({'sub': 'admin'})}.",
+        f"{_segment({'alg': 'HS256', 'typ': 'JWT'})}.{_segment({'sub': 'admin'})}.c2ln",
+        f"{_segment({'alg': 'RS256', 'kid': ['x']})}.{_segment({'sub': 'a'})}.c2ln",
+        f"{_segment({'alg': 'RS256'})}.{_segment([1])}.c2ln",
+        _segment({"alg": "RS256"}) + "." + base64.b64encode(bytes([255, 254])).decode() + ".c2ln",
+    ],
+)
+def test_malformed_tokens_are_401_not_500(token):
+    response = call("GET", "/v1/me", token=token)
+    assert response.status_code == 401, body(response)
+    assert body(response)["error"]["code"] == "unauthenticated"
+
+
+@pytest.mark.parametrize(
+    "header", [None, "", "Bearer", "Bearer ", "Basic dXNlcjpwYXNz", "Token abc", "bearer"]
+)
+def test_missing_bearer_is_401(header):
+    headers = {} if header is None else {"Authorization": header}
+    response = call("GET", "/v1/me", headers=headers)
+    assert response.status_code == 401
+    assert body(response)["error"]["message"] == "send Authorization: Bearer <ID token>"
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.one_of(
+        st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1, max_size=300),
+        st.lists(st.text("ABCDEFabcdef0123456789-_=", max_size=60), min_size=3, max_size=3).map(
+            ".".join
+        ),
+    )
+)
+def test_random_tokens_never_crash(token):
+    assert call("GET", "/v1/me", token=token).status_code == 401
+
+
+def test_certificates_unavailable_is_transient(monkeypatch):
+    monkeypatch.setenv("AUTH_CERTS_URL", "http://127.0.0.1:9/certs")
+    auth.config.settings.cache_clear()
+    auth.reset()
+    token = f"{_segment({'alg': 'RS256', 'kid': 'k'})}.{_segment({})}.c2ln"
+    with pytest.raises(Transient):
+        auth.verify(token)
+    response = call("GET", "/v1/me", token=token)
+    assert response.status_code == 503 and response.headers["Retry-After"]
