@@ -26,7 +26,7 @@ $(INFRA_STAMP): requirements-infra.txt
 	@touch $@
 
 demo: venv
-	@$(BIN)/python -m tools.demo
+	@$(BIN)/python -m tools.demo $(if $(KEEP_RUNNING),--keep-running)
 
 lint: venv
 	$(BIN)/ruff check .

@@ -3,7 +3,6 @@ the `api` process and a load generator (closed loop or paced)."""
 
 from __future__ import annotations
 
-import datetime as dt
 import http.client
 import json
 import os
@@ -72,25 +71,19 @@ class Issuer:
 
     @classmethod
     def start(cls) -> Issuer:
-        from cryptography import x509
-        from cryptography.hazmat.primitives import hashes, serialization
-        from cryptography.x509.oid import NameOID
+        from cryptography.hazmat.primitives import serialization
         from google.auth import crypt
 
+        from tools.stack import keys
+
         key = _rsa()
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bench-issuer")])
-        now = dt.datetime.now(dt.UTC)
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(days=1))
-            .not_valid_after(now + dt.timedelta(days=1))
-            .sign(key, hashes.SHA256())
+        key_pem = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
         )
-        body = json.dumps({"bench": cert.public_bytes(serialization.Encoding.PEM).decode()})
+        cert_pem = keys.self_signed_certificate_pem(key_pem, "bench-issuer").decode()
+        body = json.dumps({"bench": cert_pem})
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:

@@ -15,7 +15,7 @@ from typing import IO, Any
 from pydantic import BaseModel, ConfigDict, Field
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from shared import config, db, imageinfo, pagination, pubsub, resources, storage, uploads
+from shared import config, db, imageinfo, pagination, purge, resources, storage, uploads
 from shared.api_models import PageQuery
 from shared.errors import InvalidInput, NotFound, PayloadTooLarge, UnsupportedMediaType
 from shared.filenames import sanitize_filename
@@ -224,8 +224,8 @@ def get_image(request: ApiRequest) -> Reply:
 def delete_image(request: ApiRequest) -> Reply:
     """DELETE /v1/reference-images/{id}: the row now, the object through object-deletions.
 
-    The purge is published before the transaction commits: if publishing fails nothing is
-    deleted and the client retries; the object never outlives its row unannounced.
+    The object's name goes into the deletion outbox in the same transaction as the row, and is
+    published after commit (or by the republisher if that publish fails).
     """
     with db.transaction() as conn:
         row = reference_images.delete_owned(
@@ -233,11 +233,10 @@ def delete_image(request: ApiRequest) -> Reply:
         )
         if row is None:
             raise NotFound("no such reference image")
-        pubsub.publish(
-            config.settings().topics.object_deletions,
-            {
-                "object_names": [storage.object_name_from_bucket_path(row["gcp_bucket_path"])],
-                "reason": "reference_image_deleted",
-            },
+        entries = purge.enqueue(
+            conn,
+            [storage.object_name_from_bucket_path(row["gcp_bucket_path"])],
+            reason="reference_image_deleted",
         )
+    purge.publish(entries)
     return Reply(204)

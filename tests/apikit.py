@@ -8,7 +8,6 @@ requests, so no framework is needed.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import threading
 import time
@@ -21,16 +20,15 @@ from typing import Any
 
 import jsonschema_rs
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 from google.auth import crypt, jwt
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Response
 
 from shared import auth, config, db, http, routes, storage
 from shared.errors import AppError
+from tools.stack import keys
 
 PROJECT = "api-test-project"
 ISSUER = f"https://securetoken.google.com/{PROJECT}"
@@ -45,19 +43,7 @@ def _private_pem(key: rsa.RSAPrivateKey) -> bytes:
 
 
 def _certificate(key: rsa.RSAPrivateKey) -> str:
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test-issuer")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    return cert.public_bytes(serialization.Encoding.PEM).decode()
+    return keys.self_signed_certificate_pem(_private_pem(key), "test-issuer").decode()
 
 
 @dataclass
