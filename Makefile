@@ -9,20 +9,20 @@ INFRA_STAMP := $(INFRA_VENV)/.installed
 
 .PHONY: demo test lint up down status logs token bench package venv clean
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt constraints.txt
 	@echo "==> creating $(VENV) and installing pinned requirements (first run takes about a minute)"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
 	@touch $@
 
 venv: $(STAMP)
 
 # checkov and its HCL parser live apart: their pins clash with the app's (requirements-infra.txt).
-$(INFRA_STAMP): requirements-infra.txt
+$(INFRA_STAMP): requirements-infra.txt constraints-infra.txt
 	@echo "==> creating $(INFRA_VENV) for the offline terraform checks (about a minute)"
 	@test -x $(INFRA_VENV)/bin/python || $(PYTHON) -m venv $(INFRA_VENV)
-	@$(INFRA_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-infra.txt
+	@$(INFRA_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-infra.txt -c constraints-infra.txt
 	@touch $@
 
 demo: venv
