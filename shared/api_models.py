@@ -14,9 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from shared import pagination
 
 # At least one character that is not whitespace, no NUL (PostgreSQL text cannot hold it).
+NON_BLANK_TEXT = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
 Title = Annotated[
     str,
-    StringConstraints(max_length=200, pattern=r"^[^\u0000]*[^\s\u0000][^\u0000]*$"),
+    StringConstraints(max_length=200, pattern=NON_BLANK_TEXT),
     Field(description="Shown in the session list: 1-200 characters, not all whitespace."),
 ]
 

@@ -24,7 +24,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from shared import config, db, job_events, log, pagination, pubsub, resources
-from shared.api_models import PageQuery
+from shared.api_models import NON_BLANK_TEXT, PageQuery
 from shared.db import ConstraintViolation
 from shared.errors import Conflict, InvalidInput, NotFound, Transient
 from shared.http import ApiRequest, Reply, Router
@@ -35,7 +35,10 @@ MAX_REFERENCE_IMAGES = 8
 IDEMPOTENCY_INDEX = "generation_jobs_user_idempotency_key_idx"
 _UUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 Uuid = Annotated[str, StringConstraints(pattern=_UUID), Field(json_schema_extra={"format": "uuid"})]
-Setting = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Setting = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=NON_BLANK_TEXT),
+]
 # Columns the service keeps for itself: never part of a response.
 _INTERNAL = (
     "leases",
@@ -55,7 +58,12 @@ class GenerationRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    prompt: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
+    prompt: Annotated[
+        str,
+        StringConstraints(
+            strip_whitespace=True, min_length=1, max_length=4000, pattern=NON_BLANK_TEXT
+        ),
+    ]
     session_id: Uuid | None = None
     shot_type: Literal[SHOT_TYPES] | None = None  # type: ignore[valid-type]
     camera_angle: Literal[CAMERA_ANGLES] | None = None  # type: ignore[valid-type]

@@ -25,6 +25,8 @@ from typing import Any
 import pytest
 from google.api_core import exceptions as gexc
 
+from tools.stack import keys
+
 TOPICS = ("generation-requests", "render-requests", "generation-events")
 PROJECT = "local-project"
 BUCKET = "video-gen-image-bucket"
@@ -49,30 +51,7 @@ def _wait_for_port(port: int, process: subprocess.Popen[bytes], what: str) -> No
 
 
 def _signing_key(folder: Path) -> Path:
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
-    path = folder / "signer.json"
-    path.write_text(
-        json.dumps(
-            {
-                "type": "service_account",
-                "project_id": PROJECT,
-                "private_key_id": "test",
-                "private_key": pem,
-                "client_email": f"signer@{PROJECT}.iam.gserviceaccount.com",
-                "client_id": "1",
-                "token_uri": "https://oauth2.googleapis.com/token",
-            }
-        )
-    )
-    return path
+    return keys.ensure_signing_credentials(folder / "signer.json", PROJECT)
 
 
 class Cloud:

@@ -10,8 +10,6 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
@@ -20,32 +18,14 @@ from shared.errors import ConfigError
 from shared.upload_reconcile import batches, listed
 from shared.uploads import owner_and_file_name
 from tests import imagefactory as make
+from tools.stack import keys
 
 USER = {"id": uuid.UUID("6f1c2b9e-3d4a-4e5f-8a7b-1c2d3e4f5a6b"), "auth_subject": "alice"}
 
 
 def write_signing_key(path: Path) -> Path:
     """A throwaway service-account key file, enough to sign V4 URLs offline."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
-    path.write_text(
-        json.dumps(
-            {
-                "type": "service_account",
-                "project_id": "local-project",
-                "private_key_id": "test",
-                "private_key": pem,
-                "client_email": "signer@local-project.iam.gserviceaccount.com",
-                "client_id": "1",
-                "token_uri": "https://oauth2.googleapis.com/token",
-            }
-        )
-    )
-    return path
+    return keys.ensure_signing_credentials(path, "local-project")
 
 
 @pytest.fixture
