@@ -44,6 +44,15 @@ CREATE TABLE IF NOT EXISTS reference_images (
     uploaded_at      timestamptz NOT NULL DEFAULT now()
 );
 
+-- Bucket paths of reference images their owner deleted. The object itself goes asynchronously
+-- (object-deletions -> purge_objects), so a late finalize event or a reconcile run could find it
+-- still there: registration skips a path named here. Object names carry a microsecond
+-- timestamp and are never reused, so a tombstone never blocks a new upload.
+CREATE TABLE IF NOT EXISTS deleted_reference_images (
+    gcp_bucket_path  text PRIMARY KEY,
+    deleted_at       timestamptz NOT NULL DEFAULT now()
+);
+
 CREATE TABLE IF NOT EXISTS generation_jobs (
     id                 uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     user_id            uuid NOT NULL REFERENCES users (id) ON DELETE CASCADE,

@@ -119,9 +119,14 @@ def register_object(obj: StorageObject, uploaded_at: datetime | None = None) -> 
     user_id = owner[0]
     with db.transaction() as conn:
         existing = reference_images.get_by_path(conn, storage.bucket_path(obj.name))
+        deleted = existing is None and reference_images.was_deleted(
+            conn, storage.bucket_path(obj.name)
+        )
     if existing is not None:
         log.info("already registered", action="register_upload.duplicate", image_id=existing["id"])
         return "duplicate"
+    if deleted:
+        return _deleted_by_owner()
     try:
         info = identify(obj.name, obj.size, obj.generation)
     except ImageRejected as rejected:
@@ -139,6 +144,9 @@ def register_object(obj: StorageObject, uploaded_at: datetime | None = None) -> 
         uploaded_at=uploaded_at,
     )
     if row is None:
+        with db.transaction() as conn:
+            if reference_images.was_deleted(conn, storage.bucket_path(obj.name)):
+                return _deleted_by_owner()
         return quarantine(obj, "unknown_user", f"no user {user_id}")
     if wanted and row["session_id"] is None:
         log.warning(
@@ -155,6 +163,11 @@ def register_object(obj: StorageObject, uploaded_at: datetime | None = None) -> 
         bytes_read=info.bytes_read,
     )
     return "registered" if row["created"] else "duplicate"
+
+
+def _deleted_by_owner() -> Outcome:
+    log.info("deleted by its owner: not registered again", action="register_upload.deleted")
+    return "gone"
 
 
 def quarantine(obj: StorageObject, reason: str, message: str) -> Outcome:

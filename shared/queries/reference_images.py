@@ -23,6 +23,8 @@ WITH inserted AS (
            COALESCE(CAST(:uploaded_at AS timestamptz), now())
       FROM users u
      WHERE u.id = CAST(:user_id AS uuid)
+       AND NOT EXISTS (SELECT 1 FROM deleted_reference_images d
+                        WHERE d.gcp_bucket_path = :gcp_bucket_path)
     ON CONFLICT (gcp_bucket_path) DO NOTHING
     RETURNING *, true AS created
 )
@@ -47,13 +49,26 @@ SELECT r.*
  LIMIT :limit
 """
 
-_DELETE_OWNED = "DELETE FROM reference_images WHERE id = :id AND user_id = :user_id RETURNING *"
+# The row goes and its path is tombstoned in the same statement (see deleted_reference_images).
+_DELETE_OWNED = """
+WITH deleted AS (
+    DELETE FROM reference_images WHERE id = :id AND user_id = :user_id RETURNING *
+), tombstone AS (
+    INSERT INTO deleted_reference_images (gcp_bucket_path)
+    SELECT gcp_bucket_path FROM deleted
+    ON CONFLICT (gcp_bucket_path) DO NOTHING
+)
+SELECT * FROM deleted
+"""
+
+_IS_DELETED = "SELECT 1 AS deleted FROM deleted_reference_images WHERE gcp_bucket_path = :path"
 
 # Which of a batch of bucket paths have no row yet (one query per reconcile batch).
 _UNREGISTERED = """
 SELECT p.path
   FROM unnest(CAST(:paths AS text[])) AS p(path)
  WHERE NOT EXISTS (SELECT 1 FROM reference_images r WHERE r.gcp_bucket_path = p.path)
+   AND NOT EXISTS (SELECT 1 FROM deleted_reference_images d WHERE d.gcp_bucket_path = p.path)
 """
 
 REGISTER_FIELDS = (
@@ -73,7 +88,8 @@ REGISTER_FIELDS = (
 def register(conn: Connection, **fields: Any) -> dict[str, Any] | None:
     """Insert the reference image, or return the row already registered for its bucket path.
 
-    The result's `created` says which happened; None means the user does not exist.
+    The result's `created` says which happened; None means the user does not exist or the
+    owner deleted this path already (`was_deleted` tells which).
     """
     params = {name: fields.get(name) for name in REGISTER_FIELDS}
     params["user_id"] = str(params["user_id"])
@@ -112,6 +128,11 @@ def delete_owned(conn: Connection, *, image_id: Any, user_id: Any) -> dict[str, 
     return one(conn, _DELETE_OWNED, {"id": image_id, "user_id": user_id})
 
 
+def was_deleted(conn: Connection, gcp_bucket_path: str) -> bool:
+    """True when the owner deleted the reference image at this path."""
+    return one(conn, _IS_DELETED, {"path": gcp_bucket_path}) is not None
+
+
 def unregistered(conn: Connection, paths: list[str]) -> set[str]:
-    """The bucket paths among `paths` that no row has."""
+    """The bucket paths among `paths` that no row has and no owner deleted."""
     return {r["path"] for r in rows(conn, _UNREGISTERED, {"paths": paths})}

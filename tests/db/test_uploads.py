@@ -266,6 +266,23 @@ def test_duplicate_and_concurrent_deliveries_leave_one_row(
         assert db.one(conn, "SELECT count(*) AS n FROM reference_images")["n"] == 1  # type: ignore[index]
 
 
+def test_a_deleted_reference_is_not_registered_again_by_a_late_event_or_reconcile(
+    bucket: str, owner: dict[str, Any]
+) -> None:
+    # GIVEN a registered upload whose owner deleted it before the object itself was purged
+    obj = put(upload_name(owner), make.jpeg())
+    assert uploads.register_object(obj) == "registered"
+    with db.transaction() as conn:
+        row = reference_images.get_by_path(conn, f"{obj.bucket}/{obj.name}")
+        assert reference_images.delete_owned(conn, image_id=row["id"], user_id=owner["id"])
+    # WHEN the finalize event comes (again) late, and reconcile walks the bucket
+    assert uploads.register_object(obj) == "gone"
+    with db.transaction() as conn:
+        assert reference_images.unregistered(conn, [f"{obj.bucket}/{obj.name}"]) == set()
+        # THEN nothing was registered again
+        assert db.one(conn, "SELECT count(*) AS n FROM reference_images")["n"] == 0  # type: ignore[index]
+
+
 def test_register_returns_the_row_of_an_insert_that_commits_while_it_waits(
     bucket: str, owner: dict[str, Any]
 ) -> None:
