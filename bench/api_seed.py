@@ -7,9 +7,10 @@ from __future__ import annotations
 import threading
 import time
 from typing import Any
-from urllib.parse import urlsplit
 
 import pg8000.native
+
+from tools.pgcluster import connect
 
 TABLES = ("users", "sessions", "generation_jobs", "generated_images")
 
@@ -62,20 +63,8 @@ SELECT i.indexrelid::regclass::text AS name
    AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)"""
 
 
-def _connect(url: str) -> pg8000.native.Connection:
-    p = urlsplit(url)
-    return pg8000.native.Connection(
-        user=p.username or "postgres",
-        password=p.password,
-        host=p.hostname or "127.0.0.1",
-        port=p.port or 5432,
-        database=p.path.lstrip("/"),
-        timeout=3600,
-    )
-
-
 def _tune(cluster: Any) -> None:
-    admin = _connect(cluster.url("postgres"))
+    admin = connect(cluster.url("postgres"), timeout=3600)
     for setting, value in [
         ("shared_buffers", "4GB"),
         ("maintenance_work_mem", "2GB"),
@@ -97,7 +86,7 @@ def _parallel(url: str, sql: str, total: int, users: int, workers: int = 2) -> N
     lock = threading.Lock()
 
     def work() -> None:
-        conn = _connect(url)
+        conn = connect(url, timeout=3600)
         conn.run("SET session_replication_role = replica")  # no triggers, no FK checks
         while True:
             with lock:
@@ -126,19 +115,19 @@ def _migrate(conn: pg8000.native.Connection) -> None:
 def seed(cluster: Any, url: str, scale: float) -> dict[str, Any]:
     """Load the data (or reuse a load of the same scale); returns counts, time and samples."""
     n_users, n_sessions = max(10, int(100_000 * scale)), max(100, int(1_000_000 * scale))
-    admin = _connect(cluster.url("postgres"))
+    admin = connect(cluster.url("postgres"), timeout=3600)
     exists = admin.run("SELECT 1 FROM pg_database WHERE datname = 'bench'")
     if not exists:
         admin.run("CREATE DATABASE bench")
     admin.close()
-    conn = _connect(url)
+    conn = connect(url, timeout=3600)
     conn.run("CREATE TABLE IF NOT EXISTS bench_meta (scale float8, seconds float8)")
     found = conn.run("SELECT scale, seconds FROM bench_meta")
     reused = bool(found) and found[0][0] == scale
     if not reused:
         conn.close()
         _tune(cluster)
-        conn = _connect(url)
+        conn = connect(url, timeout=3600)
         started = time.monotonic()
         conn.run("DROP TABLE IF EXISTS " + ", ".join(reversed(TABLES)) + " CASCADE")
         _migrate(conn)

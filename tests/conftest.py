@@ -14,11 +14,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-import pg8000.native
 import pytest
 
 from shared import config, db, migrate
-from tools.pgcluster import Cluster, port_answers
+from tools.pgcluster import Cluster, connect, port_answers
 
 TEMPLATE = "imagegen_template"
 
@@ -36,17 +35,6 @@ def _with_database(url: str, name: str) -> str:
     return urlunsplit(parts._replace(path=f"/{name}"))
 
 
-def _admin(url: str) -> pg8000.native.Connection:
-    parts = urlsplit(url)
-    return pg8000.native.Connection(
-        user=parts.username or "postgres",
-        password=parts.password,
-        host=parts.hostname or "127.0.0.1",
-        port=parts.port or 5432,
-        database=parts.path.lstrip("/") or "postgres",
-    )
-
-
 @pytest.fixture(scope="session")
 def pg_server_url() -> Iterator[str]:
     """URL of a PostgreSQL 15 server's `postgres` database, with the schema in a template."""
@@ -60,7 +48,7 @@ def pg_server_url() -> Iterator[str]:
         cluster = Cluster(root, _free_port(), durable=False)
         cluster.start()
         url = cluster.url("postgres")
-    admin = _admin(url)
+    admin = connect(url)
     admin.run(f"DROP DATABASE IF EXISTS {TEMPLATE}")
     admin.run(f"CREATE DATABASE {TEMPLATE}")
     admin.close()
@@ -86,7 +74,7 @@ def _use_database(url: str) -> None:
 def database(pg_server_url: str) -> Iterator[str]:
     """A fresh, migrated database for one test; the app's configuration points at it."""
     name = f"test_{uuid.uuid4().hex[:12]}"
-    admin = _admin(pg_server_url)
+    admin = connect(pg_server_url)
     admin.run(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}")
     url = _with_database(pg_server_url, name)
     saved = os.environ.get("DATABASE_URL")

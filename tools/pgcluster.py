@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import pg8000.native
 
@@ -79,6 +80,19 @@ def _run(args: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
     if _as_root():
         args = ["runuser", "-u", SERVICE_USER, "--", *args]
     return subprocess.run(args, check=True, capture_output=True, text=True, **kwargs)  # type: ignore[call-overload]
+
+
+def connect(url: str, timeout: float | None = None) -> pg8000.native.Connection:
+    """A pg8000 native connection from a `postgresql://user:password@host:port/db` URL."""
+    parts = urlsplit(url)
+    return pg8000.native.Connection(
+        user=unquote(parts.username or SUPERUSER),
+        password=unquote(parts.password) if parts.password else None,
+        host=parts.hostname or "127.0.0.1",
+        port=parts.port or 5432,
+        database=parts.path.lstrip("/") or "postgres",
+        timeout=timeout,
+    )
 
 
 def port_answers(port: int, host: str = "127.0.0.1") -> bool:

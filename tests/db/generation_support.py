@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import glob
 import json
 import shutil
 import socket
@@ -25,12 +24,11 @@ from typing import Any
 import pytest
 from google.api_core import exceptions as gexc
 
-from tools.stack import keys
+from tools.stack import emulator, keys
 
 TOPICS = ("generation-requests", "render-requests", "generation-events")
 PROJECT = "local-project"
 BUCKET = "video-gen-image-bucket"
-_JAR = "/usr/lib/google-cloud-sdk/platform/pubsub-emulator/lib/cloud-pubsub-emulator-*-all.jar"
 
 
 def free_port() -> int:
@@ -58,18 +56,16 @@ class Cloud:
     """The running emulators, and what was published to the generation topics."""
 
     def __init__(self) -> None:
-        jars = glob.glob(_JAR)
-        if not jars or not shutil.which("java"):
-            pytest.skip(
-                "the Pub/Sub emulator is missing: `gcloud components install pubsub-emulator` "
-                "or the google-cloud-cli-pubsub-emulator package"
-            )
-        self.folder = Path(tempfile.mkdtemp(prefix="imagegen-gen-"))
         self.pubsub_port, self.storage_port = free_port(), free_port()
+        try:
+            pubsub_command = emulator.emulator_command(self.pubsub_port)
+        except emulator.EmulatorMissing as exc:
+            pytest.skip(str(exc))
+        self.folder = Path(tempfile.mkdtemp(prefix="imagegen-gen-"))
         logs = (self.folder / "emulators.log").open("ab")
         self.processes = [
             subprocess.Popen(
-                ["java", "-jar", jars[0], "--host=127.0.0.1", f"--port={self.pubsub_port}"],
+                pubsub_command,
                 stdout=logs,
                 stderr=subprocess.STDOUT,
             ),

@@ -21,11 +21,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-import pg8000.native
 import requests
 from google.api_core import exceptions as gexc
 
 from infra import manifest
+from tools.pgcluster import connect
 from tools.stack.config import StackConfig
 from tools.stack.procs import port_answers, running_pid
 
@@ -160,17 +160,7 @@ class GenerationStack:
     # The database.
     def sql(self, statement: str, **params: Any) -> list[dict[str, Any]]:
         url = self.env["DATABASE_URL"]
-        user_pass, _, host_db = url.removeprefix("postgresql://").partition("@")
-        user, _, password = user_pass.partition(":")
-        host_port, _, database = host_db.partition("/")
-        host, _, port = host_port.partition(":")
-        conn = pg8000.native.Connection(
-            user=user,
-            password=password or None,
-            host=host,
-            port=int(port or 5432),
-            database=database,
-        )
+        conn = connect(url)
         try:
             result = conn.run(statement, **params) or []
             names = [c["name"] for c in conn.columns or []]

@@ -6,23 +6,18 @@ import re
 import subprocess
 import sys
 from pathlib import Path
-from urllib.parse import urlsplit
 
-import pg8000.native
 import pytest
 from PIL import Image
 
 from tests.stack.conftest import ROOT, Stack
+from tools.pgcluster import connect
 
 pytestmark = pytest.mark.stack
 
 
 def _query(database_url: str, sql: str, **params):
-    parts = urlsplit(database_url)
-    conn = pg8000.native.Connection(
-        user=parts.username, password=parts.password, host=parts.hostname, port=parts.port,
-        database=parts.path.lstrip("/"),
-    )  # fmt: skip
+    conn = connect(database_url)
     try:
         return conn.run(sql, **params)
     finally:

@@ -10,7 +10,6 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import pg8000.native
 import pytest
 import requests
 from google.auth.credentials import AnonymousCredentials
@@ -18,6 +17,7 @@ from google.cloud import storage
 
 from tests import imagefactory as make
 from tests.stack.conftest import Stack, run_stack
+from tools.pgcluster import connect
 from tools.stack import events
 from tools.stack.procs import http_answers
 
@@ -96,16 +96,7 @@ def alice(stack: Stack) -> Caller:
 
 @pytest.fixture
 def sql(stack: Stack) -> Iterator[Callable[..., list[list[Any]]]]:
-    from urllib.parse import urlsplit
-
-    url = urlsplit(stack.env["DATABASE_URL"])
-    conn = pg8000.native.Connection(
-        url.username or "postgres",
-        host=url.hostname,
-        port=url.port,
-        password=url.password,
-        database=url.path.lstrip("/"),
-    )
+    conn = connect(stack.env["DATABASE_URL"])
     yield conn.run
     conn.close()
 
