@@ -16,7 +16,6 @@ restarts plan-generation and render-image pointed at the fake (tests/stack/gener
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
 import sys
@@ -34,6 +33,7 @@ from tests.stack.generation_support import (  # noqa: E402
     stack_config,
     wait_for,
 )
+from tools.stack.control import service_status  # noqa: E402
 
 LATENCY_SECONDS = 2.0
 SHOTS = 10
@@ -168,7 +168,7 @@ def overhead(env: dict[str, str]) -> tuple[float, float]:
 
 def main() -> int:
     config = stack_config()
-    rows = json.loads(stack_command("status", "--json", timeout=30) or "[]")
+    rows = service_status(config, manifest.load())
     started_here = [row["name"] for row in rows if not row["up"]]
     if started_here:
         stack_command("up")
@@ -184,7 +184,7 @@ def main() -> int:
         os.environ.setdefault("PUBSUB_EMULATOR_HOST", env["PUBSUB_EMULATOR_HOST"])
     cost, floor = overhead(env)
     if started_here:
-        stack_command("down", "--only", ",".join(started_here))
+        stack_command("down", "--only", ",".join(str(n) for n in started_here))
     fan = ten / one
     ratio = cost / floor
     print("through the emulator's push (it runs 2 deliveries at a time per subscription):")

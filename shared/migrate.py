@@ -9,9 +9,6 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import cast
-
-import pg8000.dbapi
 
 from shared import config, db, log
 
@@ -26,14 +23,11 @@ def migrate(schema_dir: Path = SCHEMA_DIR) -> list[str]:
     for name in SCHEMA_FILES:
         sql = (schema_dir / name).read_text(encoding="utf-8")
         started = time.monotonic()
-        raw = db.engine().raw_connection()
-        try:
+        with db.raw_connection() as raw:
             # The simple-query protocol runs a multi-statement script; one explicit transaction.
-            cast(pg8000.dbapi.Connection, raw.driver_connection).execute_simple(
+            raw.execute_simple(
                 f"BEGIN;\nSELECT pg_advisory_xact_lock({_LOCK_KEY});\n{sql}\nCOMMIT;"
             )
-        finally:
-            raw.close()
         log.info(
             f"applied {name}",
             action="migrate.applied",

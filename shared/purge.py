@@ -13,9 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy.engine import Connection
-
 from shared import config, db, log, pubsub, storage
+from shared.db import Connection
 from shared.errors import InvalidInput
 from shared.queries import object_deletions
 

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy.engine import Connection
-
-from shared.db import one, rows
+from shared.db import Connection, one, rows
 
 # Idempotent on (job, index): a redelivered render returns the row the first attempt wrote.
 _RECORD = """

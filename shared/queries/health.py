@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy.engine import Connection
-
-from shared.db import one
+from shared.db import Connection, one
 
 
 def ping(conn: Connection) -> bool:

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy.engine import Connection
-
-from shared.db import one, rows
+from shared.db import Connection, one, rows
 
 # ---- Claims: compare-and-set on a lease key ("plan" or a shot index) -------------------------
 

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy.engine import Connection
-
-from shared.db import execute, one, rows
+from shared.db import Connection, execute, one, rows
 
 _CREATE = """
 INSERT INTO generation_jobs

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy.engine import Connection
-
-from shared.db import execute, rows
+from shared.db import Connection, execute, rows
 
 # The writer keeps the row to itself for `hold_seconds` (it publishes right after commit);
 # only then may the republisher take it.

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy.engine import Connection
-
-from shared.db import one, rows
+from shared.db import Connection, one, rows
 
 # Idempotent on gcp_bucket_path: a duplicate registration returns the existing row. The row is
 # only inserted for a user that exists (no row at all otherwise), and the session is linked only

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy.engine import Connection
-
-from shared.db import execute, one, rows
+from shared.db import Connection, execute, one, rows
 
 # Every read of a session carries the thumbnail image's own small version (when the render
 # made one) beside the session's thumbnail_url: one primary-key join, no per-row subquery.

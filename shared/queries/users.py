@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy.engine import Connection
-
-from shared.db import one
+from shared.db import Connection, one
 
 _GET_OR_CREATE = """
 WITH inserted AS (

@@ -5,8 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy.engine import Connection
-
+from shared.db import Connection
 from shared.queries import generated_images, jobs, reference_images, sessions, users
 
 BUCKET = "video-gen-image-bucket"

@@ -235,8 +235,11 @@ def test_the_last_shots_finishing_together_complete_the_job_once(cloud):
         db.execute(
             conn,
             """CREATE FUNCTION slow_insert() RETURNS trigger LANGUAGE plpgsql AS
-               $$ BEGIN PERFORM pg_sleep(0.3); RETURN NULL; END $$;
-               CREATE CONSTRAINT TRIGGER slow_commit AFTER INSERT ON generated_images
+               $$ BEGIN PERFORM pg_sleep(0.3); RETURN NULL; END $$""",
+        )
+        db.execute(
+            conn,
+            """CREATE CONSTRAINT TRIGGER slow_commit AFTER INSERT ON generated_images
                DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION slow_insert()""",
         )
     planning.plan(job["id"])
@@ -323,15 +326,12 @@ def test_a_database_outage_while_recording_loses_nothing(cloud, monkeypatch):
     db.dispose()
     job = submit(number_of_shots=1)
     planning.plan(job["id"])
-    blocker = db.engine().connect()
-    transaction = blocker.begin()
-    db.one(blocker, "SELECT 1 FROM generation_jobs WHERE id = :id FOR UPDATE", {"id": job["id"]})
-    try:
+    with db.transaction() as blocker:
+        db.one(
+            blocker, "SELECT 1 FROM generation_jobs WHERE id = :id FOR UPDATE", {"id": job["id"]}
+        )
         with pytest.raises(Transient):
             rendering.render_shot(job["id"], 1)  # the job row cannot be locked: nothing recorded
-    finally:
-        transaction.rollback()
-        blocker.close()
     assert images_of(job) == []
 
     expire_leases(job)  # the release could not get through either: its lease lapses

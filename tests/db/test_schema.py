@@ -10,7 +10,6 @@ import uuid
 from urllib.parse import urlsplit
 
 import pytest
-from sqlalchemy import text
 
 from shared import db, migrate, vocabulary
 from shared.errors import InvalidInput, NotFound
@@ -20,7 +19,8 @@ from tools.pgcluster import pg_bin
 
 def _scalar(sql: str, **params):
     with db.transaction() as conn:
-        return conn.execute(text(sql), params).scalar()
+        row = db.one(conn, sql, params)
+        return next(iter(row.values())) if row else None
 
 
 def _session(session_id):

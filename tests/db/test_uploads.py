@@ -302,8 +302,8 @@ def test_register_returns_the_row_of_an_insert_that_commits_while_it_waits(
         with db.transaction() as conn:
             return reference_images.register(conn, **fields)
 
-    with db.engine().connect() as first, ThreadPoolExecutor(max_workers=1) as pool:
-        with first.begin():
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        with db.transaction() as first:
             inserted = reference_images.register(first, **fields)
             # WHEN a concurrent registration of the same path waits on it
             waiting = pool.submit(register)

@@ -60,7 +60,7 @@ def test_cloud_sql_branch_uses_one_lazy_connector_with_iam(recorded):
     assert kwargs["enable_iam_auth"] is True
     assert kwargs["password"] is None
     assert kwargs["ip_type"] == "private"
-    assert db.engine().pool.size() == 1
+    assert db.pool().size() == 1
 
 
 def test_cloud_sql_failure_to_connect_is_transient(recorded):
