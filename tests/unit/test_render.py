@@ -257,7 +257,13 @@ def test_encode_jpeg_converts_to_rgb() -> None:
 
 @pytest.mark.parametrize(
     ("size", "max_side", "expected"),
-    [((1536, 864), 384, (384, 216)), ((864, 1536), 384, (216, 384)), ((100, 50), 384, (100, 50))],
+    [
+        ((1536, 864), 384, (384, 216)),
+        ((864, 1536), 384, (216, 384)),
+        ((1000, 700), 384, (384, 269)),  # a whole-factor reduce, then Lanczos the rest
+        ((3001, 7), 384, (384, 1)),
+        ((100, 50), 384, (100, 50)),
+    ],
 )
 def test_thumbnail_bounds(size: tuple[int, int], max_side: int, expected: tuple[int, int]) -> None:
     data, width, height = thumbnail_jpeg(Image.new("RGB", size, (90, 120, 150)), max_side)
@@ -265,3 +271,13 @@ def test_thumbnail_bounds(size: tuple[int, int], max_side: int, expected: tuple[
     decoded = Image.open(io.BytesIO(data))
     assert decoded.format == "JPEG"
     assert decoded.size == expected
+
+
+def test_thumbnail_keeps_the_picture() -> None:
+    image = Image.new("RGB", (1536, 864), (220, 20, 20))
+    image.paste((20, 20, 220), (768, 0, 1536, 864))  # left red, right blue
+    data, width, _ = thumbnail_jpeg(image, 384)
+    thumb = Image.open(io.BytesIO(data)).convert("RGB")
+    left, right = thumb.getpixel((20, 100)), thumb.getpixel((width - 20, 100))
+    assert left[0] > 180 and left[2] < 60
+    assert right[2] > 180 and right[0] < 60
