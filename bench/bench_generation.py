@@ -1,8 +1,9 @@
 """Generation jobs on the local stack: does fan-out parallelise, and what does a shot cost?
 
-Run from the repository root: `python bench/bench_generation.py` (`make bench`). It uses the
-running stack (or starts it, and stops what it started), an OpenAI fake process, and
-restarts plan-generation and render-image pointed at the fake (tests/stack/generation_support).
+Run from the repository root: `python bench/bench_generation.py` (`make bench`). It starts a
+stack of its own (fresh state folder, ports moved by PORT_SHIFT, so it runs beside `make up`),
+an OpenAI fake process, restarts plan-generation and render-image pointed at the fake
+(tests/stack/generation_support), and removes the stack at the end.
 
 1. Fan-out: with 2 s of latency on every model call, the wall time (creation to completion)
    of a 10-shot job ÷ that of a 1-shot job, both measured in this run. Target ≤ 1.2: the
@@ -17,8 +18,10 @@ restarts plan-generation and render-image pointed at the fake (tests/stack/gener
 from __future__ import annotations
 
 import os
+import shutil
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -33,7 +36,7 @@ from tests.stack.generation_support import (  # noqa: E402
     stack_config,
     wait_for,
 )
-from tools.stack.control import service_status  # noqa: E402
+from tools.stack.config import StackConfig, function_port_variable  # noqa: E402
 
 LATENCY_SECONDS = 2.0
 SHOTS = 10
@@ -166,25 +169,58 @@ def overhead(env: dict[str, str]) -> tuple[float, float]:
     return per_image * 1000, statistics.median(floor[1:]) * 1000  # the first shot warms up
 
 
-def main() -> int:
-    config = stack_config()
-    rows = service_status(config, manifest.load())
-    started_here = [row["name"] for row in rows if not row["up"]]
-    if started_here:
-        stack_command("up")
-    env = dict(
-        line.split("=", 1) for line in config.env_file.read_text().splitlines() if "=" in line
+PORT_SHIFT = 300  # the bench's stack runs beside a `make up` one
+
+
+def throwaway_stack() -> Path:
+    """Point this process (and the stack commands it runs) at a stack of its own: a fresh state
+    folder, so the bucket starts empty (the GCS emulator rewrites its whole index on every write:
+    a long-used bucket makes each write slower), and every port moved by PORT_SHIFT."""
+    spec = manifest.load()
+    defaults = StackConfig.from_env(spec, env={})
+    state = Path(tempfile.mkdtemp(prefix="imagegen-bench-generation-"))
+    state.chmod(0o755)
+    os.environ.update(
+        STACK_DIR=str(state),
+        PG_PORT=str(defaults.pg_port + PORT_SHIFT),
+        STACK_PUBSUB_PORT=str(defaults.pubsub_port + PORT_SHIFT),
+        STACK_GCS_PORT=str(defaults.gcs_port + PORT_SHIFT),
+        STACK_ISSUER_PORT=str(defaults.issuer_port + PORT_SHIFT),
+        STACK_RELAY_PORT=str(defaults.relay_port + PORT_SHIFT),
+        **{
+            function_port_variable(f): str(defaults.function_ports[f.name] + PORT_SHIFT)
+            for f in spec.functions
+        },
     )
-    gen = GenerationStack(env)
+    return state
+
+
+def remove_stack(state: Path) -> None:
+    stack_command("down")
+    pg = state / "postgres"
+    if pg.is_symlink():  # as root, the cluster may live under /tmp
+        shutil.rmtree(pg.resolve(), ignore_errors=True)
+    shutil.rmtree(state, ignore_errors=True)
+
+
+def main() -> int:
+    state = throwaway_stack()
     try:
-        emulated = fan_out(gen)
-        one, ten = fan_out_as_on_gcp(gen, env)
+        print("starting the bench's own stack ...", flush=True)
+        stack_command("up")
+        config = stack_config()
+        env = dict(
+            line.split("=", 1) for line in config.env_file.read_text().splitlines() if "=" in line
+        )
+        gen = GenerationStack(env)
+        try:
+            emulated = fan_out(gen)
+            one, ten = fan_out_as_on_gcp(gen, env)
+        finally:
+            gen.restore()
+        cost, floor = overhead(env)
     finally:
-        gen.restore()
-        os.environ.setdefault("PUBSUB_EMULATOR_HOST", env["PUBSUB_EMULATOR_HOST"])
-    cost, floor = overhead(env)
-    if started_here:
-        stack_command("down", "--only", ",".join(str(n) for n in started_here))
+        remove_stack(state)
     fan = ten / one
     ratio = cost / floor
     print("through the emulator's push (it runs 2 deliveries at a time per subscription):")
