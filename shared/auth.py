@@ -4,8 +4,10 @@ The issuer's certificates are fetched from its certificates URL and cached for a
 Cache-Control allows (a token with an unknown key id refreshes them, at most every
 `_MIN_REFRESH_SECONDS`); verification (signature, expiry, audience) is google-auth's, and the
 issuer and subject are checked here. The local stack's issuer serves the same format, so the
-code path is the same everywhere. The caller's users row is created on first sight and then
-remembered per process for `_USER_TTL_SECONDS`, so a request costs no extra database round trip.
+code path is the same everywhere. A verified token is remembered until it expires, so the
+requests that follow with the same token skip the signature check. The caller's users row is
+created on first sight and then remembered per process for `_USER_TTL_SECONDS`, so a request
+costs no extra database round trip.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import re
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import google.auth.exceptions
@@ -28,7 +31,7 @@ _DEFAULT_CERT_TTL = 300
 _MIN_REFRESH_SECONDS = 30
 _CLOCK_SKEW_SECONDS = 10
 _USER_TTL_SECONDS = 300
-_USER_CACHE_SIZE = 10_000
+_CACHE_SIZE = 10_000
 
 
 class _CertificateCache:
@@ -75,27 +78,30 @@ class _CertificateCache:
         self._expires = self._fetched + (int(found.group(1)) if found else _DEFAULT_CERT_TTL)
 
 
-class _UserCache:
-    """{subject: users row} for a few minutes: the row exists once created, so no round trip."""
+class _Expiring:
+    """A thread-safe {key: value} whose entries lapse at their own deadline on `clock`; emptied
+    when full (simpler than LRU, and a refill costs one verification or query per entry)."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float], size: int = _CACHE_SIZE) -> None:
+        self._clock = clock
+        self._size = size
         self._lock = threading.Lock()
-        self._rows: dict[str, tuple[dict[str, Any], float]] = {}
+        self._entries: dict[str, tuple[Any, float]] = {}
 
-    def get(self, subject: str) -> dict[str, Any] | None:
+    def get(self, key: str) -> Any:
         with self._lock:
-            hit = self._rows.get(subject)
-        return hit[0] if hit and hit[1] > time.monotonic() else None
+            hit = self._entries.get(key)
+        return hit[0] if hit and hit[1] > self._clock() else None
 
-    def put(self, subject: str, row: dict[str, Any]) -> None:
+    def put(self, key: str, value: Any, until: float) -> None:
         with self._lock:
-            if len(self._rows) >= _USER_CACHE_SIZE:
-                self._rows.clear()
-            self._rows[subject] = (row, time.monotonic() + _USER_TTL_SECONDS)
+            if len(self._entries) >= self._size:
+                self._entries.clear()
+            self._entries[key] = (value, until)
 
     def clear(self) -> None:
         with self._lock:
-            self._rows.clear()
+            self._entries.clear()
 
 
 # What google-auth raises for tokens that are not JWTs at all (bad base64, a JSON list where an
@@ -108,17 +114,25 @@ _MALFORMED = (
     google.auth.exceptions.GoogleAuthError,
 )
 _certificates = _CertificateCache()
-_users = _UserCache()
+# {subject: users row}: the row exists once created, so no round trip per request.
+_users = _Expiring(lambda: time.monotonic())
+# {token: claims}: a browser sends the same ID token with every request for up to an hour; the
+# signature check (and parsing the certificate) is done once, expiry is still checked each time.
+_verified = _Expiring(lambda: time.time())
 
 
 def reset() -> None:
     """Forget cached certificates and users (tests that change the issuer or the database)."""
     _certificates.clear()
     _users.clear()
+    _verified.clear()
 
 
 def verify(token: str) -> dict[str, Any]:
     """The token's claims if it is valid for this project; Unauthenticated otherwise."""
+    known = _verified.get(token)
+    if known is not None:
+        return dict(known)
     auth = config.settings().auth
     try:
         header = jwt.decode_header(token)
@@ -139,6 +153,7 @@ def verify(token: str) -> dict[str, Any]:
     subject = claims.get("sub")
     if not isinstance(subject, str) or not 1 <= len(subject) <= 128:
         raise Unauthenticated("the bearer token has no subject")
+    _verified.put(token, dict(claims), float(claims["exp"]) + _CLOCK_SKEW_SECONDS)
     return claims
 
 
@@ -174,7 +189,7 @@ def authenticate(request: Request) -> dict[str, Any]:
                 email=_text(claims.get("email"), 320),
                 display_name=_text(claims.get("name"), 200),
             )
-        _users.put(subject, row)
+        _users.put(subject, row, time.monotonic() + _USER_TTL_SECONDS)
     return row
 
 

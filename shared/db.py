@@ -7,7 +7,7 @@ lazy-refresh Connector per process). SQL itself lives in shared/queries/; this m
 
 A statement is prepared once per server connection and then costs one round trip (bind and
 execute), with no re-parse and, after PostgreSQL's first executions, no re-planning;
-a transaction adds BEGIN and COMMIT. A connection idle in the pool for a while is pinged before
+a transaction adds only COMMIT (BEGIN travels with its first statement). A connection idle in the pool for a while is pinged before
 use, so one dropped while idle is replaced unseen; one that breaks mid-request fails that
 request (a Transient) and empties the pool, so the next requests get fresh connections.
 """
@@ -28,6 +28,7 @@ import sqlalchemy.event
 import sqlalchemy.exc
 import sqlalchemy.pool
 from pg8000.converters import make_params, timestamp_in, timestamptz_in
+from pg8000.core import SYNC_MSG, Context, _flush, _write
 
 from shared import config
 from shared.errors import AppError, Conflict, InvalidInput, NotFound, Transient
@@ -183,6 +184,7 @@ class Connection:
     def __init__(self, raw: pg8000.dbapi.Connection, prepared: dict[str, Any]) -> None:
         self._raw = raw
         self._prepared = prepared  # {numbered sql: pg8000's prepared statement}, per connection
+        self.begun = False  # BEGIN goes out with the first statement
 
     def run(self, sql: str, params: Mapping[str, Any]) -> tuple[list[str], list[Any] | None, int]:
         """(column names, rows or None, rows affected) of one statement."""
@@ -192,17 +194,42 @@ class Connection:
         if statement is None and len(self._prepared) < _MAX_PREPARED:
             statement = self._raw.prepare_statement(text, ())  # (name, columns, readers)
             self._prepared[text] = statement
+        first, self.begun = not self.begun, True
         if statement is None:
+            if first:
+                self._raw.execute_simple("BEGIN")
             done = self._raw.execute_unnamed(text, vals=values)
+        elif first:
+            done = _begin_and_execute(self._raw, statement, values, text)
         else:
             name, columns, readers = statement
             done = self._raw.execute_named(name, values, columns, readers, text)
         return [c["name"] for c in done.columns or ()], done.rows, done.row_count
 
 
+def _begin_and_execute(
+    raw: pg8000.dbapi.Connection, statement: tuple[Any, Any, Any], values: Any, text: str
+) -> Context:
+    """BEGIN and a prepared statement in one round trip: pg8000's own steps for each (see
+    CoreConnection.execute_simple and execute_named in pg8000 1.31), sent with one flush."""
+    name, columns, readers = statement
+    raw.send_QUERY("BEGIN")
+    raw.send_BIND(name, values)
+    raw.send_EXECUTE()
+    _write(raw._sock, SYNC_MSG)
+    _flush(raw._sock)
+    done = Context(columns=columns, input_funcs=readers, statement=text)
+    try:
+        raw.handle_messages(Context("BEGIN"))
+    finally:
+        raw.handle_messages(done)  # the statement's answer is read whatever BEGIN's was
+    return done
+
+
 @contextlib.contextmanager
 def transaction() -> Iterator[Connection]:
-    """A connection inside one transaction: committed on success, rolled back on error.
+    """A connection inside one transaction: committed on success, rolled back on error. The
+    transaction starts with the first statement, in the same round trip.
 
     Driver errors leave as AppErrors (see `translate`).
     """
@@ -212,9 +239,10 @@ def transaction() -> Iterator[Connection]:
         raise translate(exc) from exc
     raw = _driver(pooled)
     try:
-        raw.execute_simple("BEGIN")
-        yield Connection(raw, pooled.info.setdefault("prepared", {}))
-        raw.execute_simple("COMMIT")
+        conn = Connection(raw, pooled.info.setdefault("prepared", {}))
+        yield conn
+        if conn.begun:
+            raw.execute_simple("COMMIT")
     except BaseException as exc:
         _roll_back(pooled, exc)
         if isinstance(exc, _DRIVER_ERRORS):

@@ -49,6 +49,21 @@ def test_an_exception_in_the_body_rolls_back(database):
         assert db.one(conn, "SELECT to_regclass('t_body') AS t") == {"t": None}
 
 
+def test_begin_travels_with_a_prepared_first_statement_and_still_opens_the_transaction(database):
+    with db.transaction() as conn:
+        db.execute(conn, "CREATE TABLE t_pipelined (k int)")
+    for attempt in range(3):  # the first prepares the INSERT; the others send BEGIN along with it
+        with pytest.raises(RuntimeError), db.transaction() as conn:
+            db.execute(conn, "INSERT INTO t_pipelined VALUES (:k)", {"k": attempt})
+            assert db.one(conn, "SELECT count(*) AS n FROM t_pipelined") == {"n": 1}
+            raise RuntimeError("rolled back")
+    for _ in range(2):  # statements of one transaction share its transaction id
+        with db.transaction() as conn:
+            first = db.one(conn, "SELECT txid_current() AS id")
+            second = db.one(conn, "SELECT txid_current() AS id, 2 AS two")
+        assert first["id"] == second["id"]
+
+
 def test_timestamps_read_as_aware_datetimes_and_infinity_survives(database):
     with db.transaction() as conn:
         row = db.one(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+from datetime import UTC, datetime
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -50,6 +51,34 @@ def test_unknown_key_ids_refresh_at_most_every_so_often(issuer):  # noqa: F811
         with pytest.raises(Unauthenticated):
             auth.verify(token)
     assert issuer.fetches - before <= 1
+
+
+def test_a_verified_token_is_not_verified_again_until_it_expires(issuer, monkeypatch):  # noqa: F811
+    token = issuer.token("alice", exp=int(time.time()) + 120)
+    auth.verify(token)
+    checks = []
+    real = auth.jwt.decode
+    monkeypatch.setattr(auth.jwt, "decode", lambda *a, **k: checks.append(1) or real(*a, **k))
+    assert auth.verify(token)["sub"] == "alice"
+    assert checks == []  # the second call is served from the verified tokens
+    later = time.time() + 120 + 11  # past expiry and the allowed clock skew
+    monkeypatch.setattr(auth.time, "time", lambda: later)  # our clock, and google-auth's:
+    monkeypatch.setattr(
+        auth.jwt._helpers, "utcnow", lambda: datetime.fromtimestamp(later, UTC).replace(tzinfo=None)
+    )
+    with pytest.raises(Unauthenticated) as caught:
+        auth.verify(token)
+    assert checks == [1] and "expired" in caught.value.message
+
+
+def test_a_cached_token_does_not_vouch_for_a_tampered_copy(issuer):  # noqa: F811
+    token = issuer.token("alice")
+    auth.verify(token)
+    header, payload, signature = token.split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    forged = _segment({**claims, "sub": "admin"})
+    with pytest.raises(Unauthenticated):
+        auth.verify(f"{header}.{forged}.{signature}")
 
 
 @pytest.mark.parametrize(
