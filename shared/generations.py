@@ -27,7 +27,7 @@ from shared import config, db, job_events, log, pagination, pubsub, resources
 from shared.api_models import NON_BLANK_TEXT, PageQuery
 from shared.db import ConstraintViolation
 from shared.errors import Conflict, InvalidInput, NotFound, Transient
-from shared.http import ApiRequest, Reply, Router
+from shared.http import ApiRequest, Header, Reply, Router
 from shared.queries import generated_images, job_runs, jobs, sessions
 from shared.vocabulary import ASPECT_RATIOS, CAMERA_ANGLES, JOB_STATUSES, SHOT_TYPES, STYLES
 
@@ -91,6 +91,14 @@ class JobListQuery(PageQuery):
     status: Literal[JOB_STATUSES] | None = None  # type: ignore[valid-type]
 
 
+IDEMPOTENCY_KEY = Header(
+    "Idempotency-Key",
+    "Makes the request safe to repeat: the same key with the same body answers the job it "
+    "created (with `Idempotent-Replayed: true`); the same key with another body is a 409.",
+    max_length=255,
+)
+
+
 def register(router: Router) -> None:
     """Add the generation routes to the api's route table (with what the OpenAPI document says)."""
     tags = ("generations",)
@@ -102,6 +110,7 @@ def register(router: Router) -> None:
         status=202,
         errors=(404, 409),
         tags=tags,
+        headers=(IDEMPOTENCY_KEY,),
     )
     router.add("GET", "/v1/generations/{job_id}", get_route, tags=tags)
     router.add("POST", "/v1/generations/{job_id}/cancel", cancel_route, errors=(409,), tags=tags)
@@ -266,9 +275,9 @@ def job_summary(row: dict[str, Any]) -> dict[str, Any]:
 
 def create_route(request: ApiRequest) -> Reply:
     """Create a generation job (202); honours Idempotency-Key."""
-    key = request.raw.headers.get("Idempotency-Key")
-    if key is not None and not 1 <= len(key) <= 255:
-        raise InvalidInput("Idempotency-Key must be 1 to 255 characters")
+    key = request.raw.headers.get(IDEMPOTENCY_KEY.name)
+    if key is not None and not 1 <= len(key) <= IDEMPOTENCY_KEY.max_length:
+        raise InvalidInput(f"Idempotency-Key must be 1 to {IDEMPOTENCY_KEY.max_length} characters")
     job, replayed = create(request.user_id, request.body(GenerationRequest), key)
     headers = {"Location": f"/v1/generations/{job['id']}"}
     if replayed:

@@ -44,6 +44,15 @@ Handler = Callable[[ApiRequest], Reply]
 
 
 @dataclass(frozen=True)
+class Header:
+    """An optional request header a route reads, as the OpenAPI document describes it."""
+
+    name: str
+    description: str
+    max_length: int
+
+
+@dataclass(frozen=True)
 class Route:
     """One route, with what the OpenAPI document says of it.
 
@@ -66,6 +75,7 @@ class Route:
     summary: str = ""
     errors: tuple[int, ...] = ()
     tags: tuple[str, ...] = ()
+    headers: tuple[Header, ...] = ()  # optional request headers the handler reads
 
     @property
     def path_params(self) -> list[str]:

@@ -79,6 +79,12 @@ def _parameters(route: Route) -> list[dict[str, Any]]:
             if description:
                 parameter["description"] = description
             found.append({**parameter, "schema": schema})
+    for header in route.headers:
+        schema = {"type": "string", "minLength": 1, "maxLength": header.max_length}
+        found.append(
+            {"name": header.name, "in": "header", "required": False, "schema": schema}
+            | {"description": header.description}
+        )
     return found
 
 
