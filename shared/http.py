@@ -156,10 +156,15 @@ def _default(value: Any) -> Any:
 
 
 def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
+    """A JSON response; `body` may be JSON already encoded (bytes)."""
     if body is None:
         response = Response(status=status)
     else:
-        payload = json.dumps(body, default=_default, ensure_ascii=False, separators=(",", ":"))
+        payload = (
+            body
+            if isinstance(body, bytes)
+            else json.dumps(body, default=_default, ensure_ascii=False, separators=(",", ":"))
+        )
         response = Response(payload, status=status, mimetype="application/json")
     for name, value in (headers or {}).items():
         response.headers[name] = value
@@ -216,13 +221,14 @@ def _preflight(request: Request) -> Response:
 
 
 def _serialise(route: Route, reply: Reply) -> Any:
-    """The reply's body as JSON-able data, through the route's response model when declared."""
+    """The reply's body: through the route's response model when declared (encoded to JSON by
+    pydantic at once), else as given."""
     if reply.body is None:
         return None
     adapter = route.adapter
     if adapter is None or not 200 <= reply.status < 300:
         return reply.body
-    return adapter.dump_python(adapter.validate_python(reply.body), mode="json")
+    return adapter.dump_json(adapter.validate_python(reply.body))
 
 
 def _handle(router: Router, request: Request, authenticate: Callable[[Request], Any]) -> Response:
