@@ -38,6 +38,8 @@ KEEP = os.environ.get("BENCH_KEEP") == "1"
 
 
 def sql_latency(label: str, action: Callable[[], object], runs: int = 500) -> dict[str, Any]:
+    for _ in range(runs // 5):  # warm-up: the pool's connection, its prepared statement, the cache
+        action()
     timings = []
     for _ in range(runs):
         started = time.perf_counter()
