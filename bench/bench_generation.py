@@ -7,9 +7,8 @@ an OpenAI fake process, restarts plan-generation and render-image pointed at the
 
 1. Fan-out: with 2 s of latency on every model call, the wall time (creation to completion)
    of a 10-shot job ÷ that of a 1-shot job, both measured in this run. Target ≤ 1.2: the
-   shots must render in parallel. Measured twice: through the emulator's push subscription,
-   which delivers at most two messages at a time, and with render-requests pushed as many at
-   once as render-image has instances (ConcurrentPush), as Pub/Sub does on GCP.
+   shots must render in parallel: the stack pushes render-requests as many at once as
+   render-image has instances, as Pub/Sub does on GCP (tools/stack/pusher.py).
 2. Overhead: with the fallback renderer, in this process against the stack's database and
    bucket, the median per-image cost of render_shot minus the drawing itself (render_fallback),
    ÷ the floor of one JPEG encode + one object write + one row insert. Target ≤ 2.
@@ -30,7 +29,6 @@ sys.path.insert(0, str(ROOT))
 
 from infra import manifest  # noqa: E402
 from tests.stack.generation_support import (  # noqa: E402
-    ConcurrentPush,
     GenerationStack,
     stack_command,
     stack_config,
@@ -75,17 +73,6 @@ def fan_out(gen: GenerationStack) -> tuple[float, float]:
         return job_seconds(gen, token, 1), job_seconds(gen, token, SHOTS)
     finally:
         gen.fake_control("config", {"latency_seconds": 0})
-
-
-def fan_out_as_on_gcp(gen: GenerationStack, env: dict[str, str]) -> tuple[float, float]:
-    """The same, with render-requests delivered as many at once as render-image has instances."""
-    instances = manifest.load().function("render-image").max_instances
-    os.environ["PUBSUB_EMULATOR_HOST"] = env["PUBSUB_EMULATOR_HOST"]
-    pusher = ConcurrentPush(env["GCP_PROJECT"], "render-image-push", instances)
-    try:
-        return fan_out(gen)
-    finally:
-        pusher.close()
 
 
 def _use_stack(env: dict[str, str]) -> None:
@@ -214,8 +201,7 @@ def main() -> int:
         )
         gen = GenerationStack(env)
         try:
-            emulated = fan_out(gen)
-            one, ten = fan_out_as_on_gcp(gen, env)
+            one, ten = fan_out(gen)
         finally:
             gen.restore()
         cost, floor = overhead(env)
@@ -223,11 +209,6 @@ def main() -> int:
         remove_stack(state)
     fan = ten / one
     ratio = cost / floor
-    print("through the emulator's push (it runs 2 deliveries at a time per subscription):")
-    print(f"{'  1-shot job, 2 s model latency':<52}{emulated[0]:8.2f} s")
-    print(f"{f'  {SHOTS}-shot job, 2 s model latency':<52}{emulated[1]:8.2f} s")
-    print(f"{'  10-shot ÷ 1-shot':<52}{emulated[1] / emulated[0]:8.2f}")
-    print("render-requests pushed as on GCP (up to max_instances at once):")
     print(f"{'1-shot job, 2 s model latency':<52}{one:8.2f} s")
     print(f"{f'{SHOTS}-shot job, 2 s model latency':<52}{ten:8.2f} s")
     print(f"{'fan-out: 10-shot ÷ 1-shot (target <= 1.2)':<52}{fan:8.2f}  {_verdict(fan, 1.2)}")

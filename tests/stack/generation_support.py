@@ -14,7 +14,6 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -22,7 +21,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import requests
-from google.api_core import exceptions as gexc
 
 from infra import manifest
 from tools.pgcluster import connect
@@ -171,86 +169,3 @@ class GenerationStack:
 
 def stack_config() -> StackConfig:
     return StackConfig.from_env(manifest.load())
-
-
-class ConcurrentPush:
-    """Delivers a push subscription's messages as Pub/Sub does on GCP: many at once.
-
-    The official emulator runs two push loops per subscription, each waiting for its answer, so
-    locally at most two messages of a topic are in flight however many instances the manifest
-    allows. While this runs, the subscription's push config is removed (it becomes a pull
-    subscription, keeping its backlog) and up to `concurrency` messages are POSTed at once to
-    the endpoint in the push body's shape: a 2xx acknowledges, anything else nacks. `close()`
-    puts the push config back.
-    """
-
-    def __init__(self, project: str, subscription: str, concurrency: int) -> None:
-        from concurrent.futures import ThreadPoolExecutor
-
-        from google.cloud import pubsub_v1
-
-        self.subscriber = pubsub_v1.SubscriberClient()
-        self.path = self.subscriber.subscription_path(project, subscription)
-        found = self.subscriber.get_subscription(subscription=self.path, timeout=10)
-        self.endpoint = found.push_config.push_endpoint
-        self.subscriber.modify_push_config(
-            subscription=self.path, push_config=pubsub_v1.types.PushConfig(), timeout=10
-        )
-        self.pool = ThreadPoolExecutor(concurrency)
-        self.slots = threading.Semaphore(concurrency)
-        self.stop = threading.Event()
-        self.loop = threading.Thread(target=self._pull, daemon=True)
-        self.loop.start()
-
-    def _pull(self) -> None:
-        while not self.stop.is_set():
-            if not self.slots.acquire(timeout=0.2):
-                continue
-            try:
-                answer = self.subscriber.pull(subscription=self.path, max_messages=1, timeout=5)
-            except gexc.DeadlineExceeded:  # nothing to pull within the timeout
-                answer = None
-            if not answer or not answer.received_messages:
-                self.slots.release()
-                time.sleep(0.02)
-                continue
-            self.pool.submit(self._push, answer.received_messages[0])
-
-    def _push(self, received: Any) -> None:
-        import base64
-
-        message = received.message
-        body = {
-            "message": {
-                "data": base64.b64encode(message.data).decode(),
-                "attributes": dict(message.attributes),
-                "messageId": message.message_id,
-                "publishTime": message.publish_time.isoformat(),
-            },
-            "subscription": self.path,
-        }
-        try:
-            ok = requests.post(self.endpoint, json=body, timeout=300).ok
-        except requests.RequestException:
-            ok = False
-        try:
-            if ok:
-                self.subscriber.acknowledge(subscription=self.path, ack_ids=[received.ack_id])
-            else:
-                self.subscriber.modify_ack_deadline(
-                    subscription=self.path, ack_ids=[received.ack_id], ack_deadline_seconds=0
-                )
-        finally:
-            self.slots.release()
-
-    def close(self) -> None:
-        from google.cloud import pubsub_v1
-
-        self.stop.set()
-        self.loop.join(timeout=10)
-        self.pool.shutdown(wait=True)
-        self.subscriber.modify_push_config(
-            subscription=self.path,
-            push_config=pubsub_v1.types.PushConfig(push_endpoint=self.endpoint),
-            timeout=10,
-        )

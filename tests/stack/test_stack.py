@@ -184,6 +184,20 @@ def test_restarted_relay_resends_nothing_and_schedules_are_published(
     assert blob.name not in stack.config.log("relay").read_bytes()[relay_log:].decode()
 
 
+def test_a_message_published_while_the_relay_is_down_is_pushed_when_it_is_back(
+    stack: Stack, publisher: pubsub_v1.PublisherClient
+) -> None:
+    maintenance = stack.spec.function("maintenance")
+    assert run_stack("down", "--only", "relay").returncode == 0
+    offset = stack.log_size(maintenance.name)
+    try:
+        message_id = publish(stack, publisher, maintenance.topic or "", b'{"task": "sweep_jobs"}')
+    finally:
+        assert run_stack("up").returncode == 0
+    # not left to a pull of the stopped relay (it would come back only after its ack deadline)
+    stack.wait_for_log(maintenance.name, f'"event_id": "{message_id}"', offset, timeout=10)
+
+
 def test_up_twice_is_idempotent(stack: Stack) -> None:
     before = stack.status()
     result = run_stack("up")

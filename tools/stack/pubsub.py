@@ -1,9 +1,12 @@
-"""Pub/Sub on the emulator, wired as on GCP: topics, push and pull subscriptions.
+"""Pub/Sub on the emulator, wired as on GCP: topics, the functions' subscriptions, tails.
 
-Each Pub/Sub function gets a push subscription to its local endpoint with its retry policy, an
-ack deadline from its timeout and its dead-letter policy; dead-letter topics and
-generation-events get a `<topic>-tail` pull subscription for tests and the demo. The emulator
-keeps everything in memory, so `up` (re)creates all of it, idempotently, every time.
+Each Pub/Sub function gets its subscription (`<function>-push`) with an ack deadline from its
+timeout, its retry policy and its dead-letter policy. The relay pushes its messages to the
+function as Pub/Sub does on GCP, many at once (tools/stack/pusher.py): the emulator's own push
+runs two deliveries at a time per subscription, so the subscription has no push endpoint.
+Dead-letter topics and generation-events get a `<topic>-tail` pull subscription for tests and
+the demo. The emulator keeps everything in memory, so `up` (re)creates all of it, idempotently,
+every time.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from google.protobuf import duration_pb2, field_mask_pb2
 
 from infra.manifest import Function, Manifest
 from tools.stack.config import StackConfig
+from tools.stack.pusher import PushTarget
 
 TAIL_SUFFIX = "-tail"
 
@@ -26,15 +30,24 @@ def _seconds(value: float) -> duration_pb2.Duration:
     return duration_pb2.Duration(seconds=whole, nanos=int((value - whole) * 1e9))
 
 
+def subscription_path(config: StackConfig, function: Function) -> str:
+    return f"projects/{config.project}/subscriptions/{function.name}-push"
+
+
+def ack_deadline(function: Function) -> int:
+    """The push deadline: the function's timeout, within what Pub/Sub allows."""
+    return min(max(function.timeout_seconds, 10), 600)
+
+
 def push_subscription(config: StackConfig, function: Function) -> dict[str, object]:
-    """The subscription Eventarc would make for the function, pushing to its local port."""
+    """The subscription Eventarc would make for the function (the relay pushes it)."""
     project = config.project
     low, high = config.backoff(function)
     subscription: dict[str, object] = {
-        "name": f"projects/{project}/subscriptions/{function.name}-push",
+        "name": subscription_path(config, function),
         "topic": f"projects/{project}/topics/{function.topic}",
-        "push_config": {"push_endpoint": config.function_url(function)},
-        "ack_deadline_seconds": min(max(function.timeout_seconds, 10), 600),
+        "push_config": {},  # no endpoint: the relay delivers (and an old endpoint is cleared)
+        "ack_deadline_seconds": ack_deadline(function),
         "retry_policy": {"minimum_backoff": _seconds(low), "maximum_backoff": _seconds(high)},
     }
     if function.dead_letter_topic:
@@ -43,6 +56,21 @@ def push_subscription(config: StackConfig, function: Function) -> dict[str, obje
             "max_delivery_attempts": function.max_delivery_attempts,
         }
     return subscription
+
+
+def push_targets(config: StackConfig, spec: Manifest) -> list[PushTarget]:
+    """What the relay pushes: each Pub/Sub function's subscription, to its local port."""
+    return [
+        PushTarget(
+            function=f.name,
+            subscription=subscription_path(config, f),
+            url=config.function_url(f),
+            concurrency=f.max_instances,
+            ack_deadline=ack_deadline(f),
+            backoff=config.backoff(f),
+        )
+        for f in spec.by_trigger("pubsub")
+    ]
 
 
 def tail_topics(spec: Manifest) -> list[str]:

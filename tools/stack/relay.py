@@ -1,12 +1,14 @@
-"""The relay: what Eventarc and Cloud Scheduler do on GCP, for the local stack.
+"""The relay: what Eventarc, Pub/Sub push and Cloud Scheduler do on GCP, for the local stack.
 
 The GCS emulator has no notifications, so the relay polls the bucket's listing (every
 STACK_POLL_SECONDS) and POSTs a `google.cloud.storage.object.v1.finalized` CloudEvent to every
 function with a gcs_finalize trigger, once per new object generation. A delivery that fails
 (non-2xx, or the function unreachable) is retried with exponential backoff, with the same
 event id, up to STACK_RELAY_MAX_ATTEMPTS, then logged as given up. What was delivered is kept
-in `.local/relay-state.json`, so a restarted relay sends only what is new. The scheduler thread
-publishes the manifest's `schedules` bodies (see tools/stack/scheduler.py).
+in `.local/relay-state.json`, so a restarted relay sends only what is new. A pusher thread per
+Pub/Sub function delivers its subscription as push does on GCP, many messages at once (see
+tools/stack/pusher.py). The scheduler thread publishes the manifest's `schedules` bodies (see
+tools/stack/scheduler.py).
 
     python -m tools.stack.relay   # the stack starts it; GET /healthz on STACK_RELAY_PORT
 """
@@ -27,7 +29,7 @@ import requests
 
 from infra import manifest
 from shared import log
-from tools.stack import events, scheduler
+from tools.stack import events, pubsub, pusher, scheduler
 from tools.stack.config import HOST, StackConfig
 
 
@@ -242,13 +244,17 @@ def main() -> None:
     server = _health_server(config.relay_port, relay)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     threading.Thread(target=scheduler.run, args=(config, spec, stopping), daemon=True).start()
+    pushed = pubsub.push_targets(config, spec)
+    stop_pushing = pusher.start(pushed, stopping)
     log.info(
         "relay started",
         action="relay.started",
         bucket=config.bucket,
         targets=[t.name for t in relay.targets],
+        pushes=[t.function for t in pushed],
     )
     relay.run(stopping)
+    stop_pushing()
     server.shutdown()
 
 
