@@ -46,11 +46,16 @@ WITH renamed AS (
 # lock), so the object names read after it are all the session will ever have.
 _LOCK_OWNED = "SELECT id FROM sessions WHERE id = :id AND user_id = :user_id FOR UPDATE"
 
+# Two indexed branches (an OR with a subquery would scan the whole table).
 _OBJECTS = """
 SELECT gi.gcp_bucket_path, gi.thumbnail_url
   FROM generated_images gi
  WHERE gi.session_id = :id
-    OR gi.generation_job_id IN (SELECT j.id FROM generation_jobs j WHERE j.session_id = :id)
+UNION
+SELECT gi.gcp_bucket_path, gi.thumbnail_url
+  FROM generation_jobs j
+  JOIN generated_images gi ON gi.generation_job_id = j.id
+ WHERE j.session_id = :id
 """
 
 _DELETE = "DELETE FROM sessions WHERE id = :id"
