@@ -178,10 +178,11 @@ CREATE INDEX IF NOT EXISTS generation_jobs_event_outbox_idx
     WHERE event_published_at IS NULL AND status IN ('completed', 'failed', 'cancelled');
 CREATE UNIQUE INDEX IF NOT EXISTS generation_jobs_user_idempotency_key_idx
     ON generation_jobs (user_id, idempotency_key) WHERE idempotency_key IS NOT NULL;
-CREATE INDEX IF NOT EXISTS generated_images_session_idx
-    ON generated_images (session_id, generation_job_id, generation_index);
+-- A session's images, oldest first (the deletion trigger's next thumbnail); also the index of
+-- the session_id foreign key. (An earlier (session_id, job, index) index was redundant with it.)
 CREATE INDEX IF NOT EXISTS generated_images_session_created_idx
     ON generated_images (session_id, created_at, id);
+DROP INDEX IF EXISTS generated_images_session_idx;
 CREATE INDEX IF NOT EXISTS generated_images_user_created_idx
     ON generated_images (user_id, created_at DESC, id DESC);
 CREATE INDEX IF NOT EXISTS pending_object_deletions_due_idx
