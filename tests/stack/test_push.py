@@ -17,6 +17,7 @@ import pytest
 from google.cloud import pubsub_v1
 
 from tests.stack.conftest import Stack
+from tests.stack.generation_support import wait_for
 from tools.stack.pusher import Pusher, PushTarget, retry_delay
 
 pytestmark = pytest.mark.stack
@@ -106,23 +107,13 @@ def wired(stack: Stack) -> Iterator[tuple[pubsub_v1.PublisherClient, str, str, E
             publisher.delete_topic(topic=path, timeout=10)
 
 
-def _wait(probe: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = probe()
-        if found:
-            return found
-        time.sleep(0.1)
-    raise AssertionError(f"{what}: not within {timeout} s")
-
-
 def test_messages_are_pushed_as_many_at_once_as_the_function_takes(wired):
     publisher, topic, _, endpoint = wired
     datas = [f"shot-{i}" for i in range(10)]
     for data in datas:
         publisher.publish(topic, data.encode(), kind="probe").result(timeout=10)
 
-    _wait(lambda: all(endpoint.received(d) for d in datas), 30, "every message pushed")
+    wait_for(lambda: all(endpoint.received(d) for d in datas), 30, "every message pushed")
     time.sleep(1)  # an unacknowledged one would come back meanwhile
     assert endpoint.most_in_flight == 4  # the target's concurrency, not the emulator's two
     assert all(len(endpoint.received(d)) == 1 for d in datas)  # each acknowledged once
@@ -140,7 +131,7 @@ def test_a_refused_push_comes_back_with_the_next_attempt_then_dead_letters(wired
     publisher.publish(topic, b"flaky").result(timeout=10)
     publisher.publish(topic, b"poison").result(timeout=10)
 
-    attempts = _wait(lambda: len(endpoint.received("flaky")) == 2, 30, "the retry")
+    attempts = wait_for(lambda: len(endpoint.received("flaky")) == 2, 30, "the retry")
     assert attempts and [b["deliveryAttempt"] for b in endpoint.received("flaky")] == [1, 2]
 
     subscriber = pubsub_v1.SubscriberClient()
@@ -149,7 +140,7 @@ def test_a_refused_push_comes_back_with_the_next_attempt_then_dead_letters(wired
         answer = subscriber.pull(subscription=tail, max_messages=10, timeout=10)
         return [m for m in answer.received_messages if m.message.data == b"poison"]
 
-    dead = _wait(dead_lettered, 60, "the dead-lettered message")[0].message
+    dead = wait_for(dead_lettered, 60, "the dead-lettered message")[0].message
     assert dead.attributes["CloudPubSubDeadLetterSourceDeliveryCount"] == "5"
     assert [b["deliveryAttempt"] for b in endpoint.received("poison")] == [1, 2, 3, 4, 5]
 

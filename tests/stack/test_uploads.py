@@ -4,7 +4,6 @@ finalize relay and register_upload under functions-framework."""
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -17,6 +16,7 @@ from google.cloud import storage
 
 from tests import imagefactory as make
 from tests.stack.conftest import Stack, run_stack
+from tests.stack.generation_support import wait_for
 from tools.pgcluster import connect
 from tools.stack import events
 from tools.stack.procs import http_answers
@@ -51,21 +51,11 @@ class Caller:
 
     def reference(self, gcp_bucket_path: str, timeout: float = 30) -> dict[str, Any]:
         """The reference with this path once registration has made it (fails after timeout)."""
-        return wait_for(lambda: _find(self.references(), gcp_bucket_path), timeout)
+        return wait_for(lambda: _find(self.references(), gcp_bucket_path), timeout, gcp_bucket_path)
 
 
 def _find(items: list[dict[str, Any]], path: str) -> dict[str, Any] | None:
     return next((i for i in items if i["gcp_bucket_path"] == path), None)
-
-
-def wait_for(probe: Callable[[], Any], timeout: float = 30) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = probe()
-        if found:
-            return found
-        time.sleep(0.3)
-    raise AssertionError(f"nothing within {timeout}s")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -134,7 +124,11 @@ def test_multipart_upload_with_a_real_token(stack: Stack, alice: Caller) -> None
     assert _find(alice.references(), image["gcp_bucket_path"]) is not None
     # The relay's finalize event for the route's own write finds the row already there.
     name = image["gcp_bucket_path"].split("/", 1)[1]
-    wait_for(lambda: logged(stack, offset, name, "register_upload.duplicate"))
+    wait_for(
+        lambda: logged(stack, offset, name, "register_upload.duplicate"),
+        30,
+        "register_upload.duplicate",
+    )
 
 
 def test_signed_url_put_registers_automatically_like_the_multipart_path(
@@ -175,7 +169,11 @@ def test_hostile_files_put_through_a_signed_url_are_quarantined(
     )
     assert put.status_code == 200, put.text
     name = ticket.json()["gcp_bucket_path"].split("/", 1)[1]
-    line = wait_for(lambda: logged(stack, offset, name, "register_upload.quarantined"))
+    line = wait_for(
+        lambda: logged(stack, offset, name, "register_upload.quarantined"),
+        30,
+        "register_upload.quarantined",
+    )
     assert line["reason"] == reason and line["severity"] == "WARNING"
     assert not bucket.blob(name).exists() and bucket.blob(f"quarantine/{name}").exists()
     assert _find(alice.references(), ticket.json()["gcp_bucket_path"]) is None
@@ -188,7 +186,11 @@ def test_an_empty_object_is_quarantined(
     offset = stack.log_size("register-upload")
     blob = bucket.blob(f"uploads/{alice.id}/20261130T000000000000Z_{uuid.uuid4().hex}.jpg")
     blob.upload_from_string(b"", content_type="image/jpeg")
-    line = wait_for(lambda: logged(stack, offset, blob.name, "register_upload.quarantined"))
+    line = wait_for(
+        lambda: logged(stack, offset, blob.name, "register_upload.quarantined"),
+        30,
+        "register_upload.quarantined",
+    )
     assert line["reason"] == "empty"
 
 
@@ -203,7 +205,7 @@ def test_duplicate_concurrent_finalize_events_leave_one_row(
     assert statuses == [200, 200]
     assert finalize(stack, blob, ce_id) == 200
     path = f"{bucket.name}/{blob.name}"
-    wait_for(lambda: _find(alice.references(), path))
+    wait_for(lambda: _find(alice.references(), path), 30, path)
     [[count]] = sql("SELECT count(*) FROM reference_images WHERE gcp_bucket_path = :p", p=path)
     assert count == 1
 
@@ -214,10 +216,18 @@ def test_unknown_user_and_objects_outside_uploads(stack: Stack, bucket: storage.
     stranger.upload_from_string(make.jpeg(), content_type="image/jpeg")
     elsewhere = bucket.blob(f"generated/{uuid.uuid4()}/1_20261130T000000000000Z.jpg")
     elsewhere.upload_from_string(make.text_renamed_jpg(), content_type="image/jpeg")
-    line = wait_for(lambda: logged(stack, offset, stranger.name, "register_upload.quarantined"))
+    line = wait_for(
+        lambda: logged(stack, offset, stranger.name, "register_upload.quarantined"),
+        30,
+        "register_upload.quarantined",
+    )
     assert line["reason"] == "unknown_user"
     assert bucket.blob(f"quarantine/{stranger.name}").exists()
-    wait_for(lambda: logged(stack, offset, elsewhere.name, "register_upload.ignored"))
+    wait_for(
+        lambda: logged(stack, offset, elsewhere.name, "register_upload.ignored"),
+        30,
+        "register_upload.ignored",
+    )
     assert elsewhere.exists()
 
 
@@ -240,7 +250,11 @@ def test_another_users_session(
     blob.upload_from_string(make.jpeg(), content_type="image/jpeg")
     image = alice.reference(f"{bucket.name}/{blob.name}")
     assert image["session_id"] is None
-    wait_for(lambda: logged(stack, offset, blob.name, "register_upload.foreign_session"))
+    wait_for(
+        lambda: logged(stack, offset, blob.name, "register_upload.foreign_session"),
+        30,
+        "register_upload.foreign_session",
+    )
 
 
 def test_get_and_delete_are_for_the_owner_only(stack: Stack, alice: Caller) -> None:
