@@ -6,10 +6,11 @@ direct pg8000 connection; an instance connection name means the Cloud SQL Python
 lazy-refresh Connector per process). SQL itself lives in shared/queries/; this module runs it.
 
 A statement is prepared once per server connection and then costs one round trip (bind and
-execute), with no re-parse and, after PostgreSQL's first executions, no re-planning;
-a transaction adds only COMMIT (BEGIN travels with its first statement). A connection idle in the pool for a while is pinged before
-use, so one dropped while idle is replaced unseen; one that breaks mid-request fails that
-request (a Transient) and empties the pool, so the next requests get fresh connections.
+execute), with no re-parse and, after PostgreSQL's first executions, no re-planning; a
+transaction adds only COMMIT (BEGIN travels with its first statement). A connection idle in the
+pool for a while is pinged before use, so one dropped while idle is replaced unseen. One that
+breaks mid-request, or whose prepared statements a migration made stale, fails that request (a
+Transient) and empties the pool, so the next requests get fresh connections.
 """
 
 from __future__ import annotations
@@ -257,10 +258,10 @@ def _driver(pooled: Any) -> pg8000.dbapi.Connection:
 
 
 def _roll_back(pooled: Any, error: BaseException) -> None:
-    """End a failed transaction; a broken connection is dropped, and with it the pool's others
-    (a server restart breaks them all), so the next requests connect afresh."""
-    broken = isinstance(error, _DRIVER_ERRORS) and _is_disconnect(error)
-    if not broken:
+    """End a failed transaction; an unusable connection is dropped, and with it the pool's
+    others (a server restart or a migration affects them all), so the next requests connect
+    afresh."""
+    if not (isinstance(error, _DRIVER_ERRORS) and _unusable(error)):
         try:
             raw = _driver(pooled)
             if raw._in_transaction:  # pg8000's own flag, from the server's ReadyForQuery
@@ -273,9 +274,17 @@ def _roll_back(pooled: Any, error: BaseException) -> None:
         _pool.dispose()
 
 
-def _is_disconnect(exc: BaseException) -> bool:
+def _unusable(exc: BaseException) -> bool:
+    """The connection broke, or its prepared statements went stale."""
     sqlstate = _server_fields(exc).get("C", "")
-    return not sqlstate or sqlstate[:2] in ("08", "57")
+    return not sqlstate or sqlstate[:2] in ("08", "57") or _stale_plan(exc)
+
+
+def _stale_plan(exc: BaseException) -> bool:
+    """A prepared statement reads a table a migration has changed since (PostgreSQL refuses a
+    cached plan whose result type changed)."""
+    fields = _server_fields(exc)
+    return fields.get("C") == "0A000" and "cached plan" in fields.get("M", "")
 
 
 def raw_connection() -> contextlib.AbstractContextManager[pg8000.dbapi.Connection]:
@@ -356,7 +365,7 @@ def translate(exc: BaseException) -> AppError:
         )
     if sqlstate.startswith("22"):
         return InvalidInput("a value has the wrong form")
-    if sqlstate in _TRANSIENT_CODES or sqlstate[:2] in _TRANSIENT_CLASSES:
+    if sqlstate in _TRANSIENT_CODES or sqlstate[:2] in _TRANSIENT_CLASSES or _stale_plan(exc):
         return Transient("the database is busy; try again")
     if not sqlstate:
         # No server answer at all: pool timeout, refused or dropped connection.

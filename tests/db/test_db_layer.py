@@ -102,6 +102,23 @@ def test_a_connection_dropped_while_idle_is_replaced_unseen(database, monkeypatc
         assert _backend(conn) != victim
 
 
+def test_statements_made_stale_by_a_migration_fail_once_then_are_prepared_afresh(database):
+    with db.transaction() as conn:
+        db.execute(conn, "CREATE TABLE t_migrated (k int)")
+        db.execute(conn, "INSERT INTO t_migrated VALUES (1)")
+    with db.transaction() as conn:
+        assert db.rows(conn, "SELECT * FROM t_migrated") == [{"k": 1}]  # prepared here
+    outside = connect(database)
+    try:
+        outside.run("ALTER TABLE t_migrated ADD COLUMN added text DEFAULT 'x'")
+    finally:
+        outside.close()
+    with pytest.raises(Transient), db.transaction() as conn:
+        db.rows(conn, "SELECT * FROM t_migrated")
+    with db.transaction() as conn:
+        assert db.rows(conn, "SELECT * FROM t_migrated") == [{"k": 1, "added": "x"}]
+
+
 def test_a_malformed_statement_is_a_plain_database_error(database):
     with pytest.raises(AppError) as caught, db.transaction() as conn:
         db.one(conn, "SELEC 1")
