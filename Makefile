@@ -22,6 +22,7 @@ venv: $(STAMP)
 $(INFRA_STAMP): requirements-infra.txt constraints-infra.txt
 	@echo "==> creating $(INFRA_VENV) for the offline terraform checks (about a minute)"
 	@test -x $(INFRA_VENV)/bin/python || $(PYTHON) -m venv $(INFRA_VENV)
+	@$(INFRA_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
 	@$(INFRA_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-infra.txt -c constraints-infra.txt
 	@touch $@
 

@@ -27,14 +27,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from infra import manifest  # noqa: E402
 from tests.stack.generation_support import (  # noqa: E402
     GenerationStack,
     stack_command,
     stack_config,
     wait_for,
 )
-from tools.stack.config import StackConfig, function_port_variable  # noqa: E402
 
 LATENCY_SECONDS = 2.0
 SHOTS = 10
@@ -163,22 +161,9 @@ def throwaway_stack() -> Path:
     """Point this process (and the stack commands it runs) at a stack of its own: a fresh state
     folder, so the bucket starts empty (the GCS emulator rewrites its whole index on every write:
     a long-used bucket makes each write slower), and every port moved by PORT_SHIFT."""
-    spec = manifest.load()
-    defaults = StackConfig.from_env(spec, env={})
     state = Path(tempfile.mkdtemp(prefix="imagegen-bench-generation-"))
     state.chmod(0o755)
-    os.environ.update(
-        STACK_DIR=str(state),
-        PG_PORT=str(defaults.pg_port + PORT_SHIFT),
-        STACK_PUBSUB_PORT=str(defaults.pubsub_port + PORT_SHIFT),
-        STACK_GCS_PORT=str(defaults.gcs_port + PORT_SHIFT),
-        STACK_ISSUER_PORT=str(defaults.issuer_port + PORT_SHIFT),
-        STACK_RELAY_PORT=str(defaults.relay_port + PORT_SHIFT),
-        **{
-            function_port_variable(f): str(defaults.function_ports[f.name] + PORT_SHIFT)
-            for f in spec.functions
-        },
-    )
+    os.environ.update(STACK_DIR=str(state), STACK_PORT_OFFSET=str(PORT_SHIFT))
     return state
 
 

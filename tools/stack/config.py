@@ -1,7 +1,8 @@
 """Where everything of the local stack lives: ports, paths and timings, from the environment.
 
 Every port and interval has a documented default (README, "Local stack") and an environment
-variable that overrides it; all state lives under `.local/` (or STACK_DIR).
+variable that overrides it; STACK_PORT_OFFSET moves every default port at once (a second stack
+beside the first); all state lives under `.local/` (or STACK_DIR).
 """
 
 from __future__ import annotations
@@ -65,18 +66,20 @@ class StackConfig:
     @classmethod
     def from_env(cls, manifest: Manifest, env: Mapping[str, str] | None = None) -> StackConfig:
         env = os.environ if env is None else env
+        shift = _int(env, "STACK_PORT_OFFSET", 0)
         ports = {
-            f.name: _int(env, function_port_variable(f), f.local_port) for f in manifest.functions
+            f.name: _int(env, function_port_variable(f), f.local_port + shift)
+            for f in manifest.functions
         }
         return cls(
             state=Path(env.get("STACK_DIR") or ROOT / ".local").absolute(),
             project=env.get("STACK_PROJECT") or DEFAULT_PROJECT,
             bucket=env.get("STACK_BUCKET") or DEFAULT_BUCKET,
-            pg_port=_int(env, "PG_PORT", 54329),
-            pubsub_port=_int(env, "STACK_PUBSUB_PORT", 8085),
-            gcs_port=_int(env, "STACK_GCS_PORT", 9023),
-            issuer_port=_int(env, "STACK_ISSUER_PORT", 9011),
-            relay_port=_int(env, "STACK_RELAY_PORT", 9012),
+            pg_port=_int(env, "PG_PORT", 54329 + shift),
+            pubsub_port=_int(env, "STACK_PUBSUB_PORT", 8085 + shift),
+            gcs_port=_int(env, "STACK_GCS_PORT", 9023 + shift),
+            issuer_port=_int(env, "STACK_ISSUER_PORT", 9011 + shift),
+            relay_port=_int(env, "STACK_RELAY_PORT", 9012 + shift),
             function_ports=ports,
             poll_seconds=_float(env, "STACK_POLL_SECONDS", 0.2),
             schedule_seconds=_float(env, "STACK_SCHEDULE_SECONDS", 60.0),
