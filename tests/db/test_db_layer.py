@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from shared import db
-from shared.db import ConstraintViolation
+from shared.db import ConstraintViolation, connections, statements
 from shared.errors import AppError, Transient
 from tools.pgcluster import connect
 
@@ -90,7 +90,7 @@ def test_a_connection_killed_mid_request_fails_it_and_the_next_one_reconnects(da
 
 
 def test_a_connection_dropped_while_idle_is_replaced_unseen(database, monkeypatch):
-    monkeypatch.setattr(db, "PING_AFTER_IDLE_SECONDS", 0.0)
+    monkeypatch.setattr(connections, "PING_AFTER_IDLE_SECONDS", 0.0)
     with db.transaction() as conn:
         victim = _backend(conn)
     outside = connect(database)
@@ -126,6 +126,6 @@ def test_a_malformed_statement_is_a_plain_database_error(database):
 
 
 def test_parameters_are_numbered_once_and_casts_left_alone():
-    text, names = db._numbered("SELECT :a, :b::int, CAST(:a AS text), x::jsonb, '{}'")
+    text, names = statements._numbered("SELECT :a, :b::int, CAST(:a AS text), x::jsonb, '{}'")
     assert text == "SELECT $1, $2::int, CAST($1 AS text), x::jsonb, '{}'"
     assert names == ("a", "b")

@@ -9,6 +9,7 @@ from typing import ClassVar
 import pytest
 
 from shared import config, db
+from shared.db import connections
 
 
 class RecordingConnector:
@@ -30,7 +31,7 @@ def recorded(monkeypatch):
     module.Connector = RecordingConnector
     monkeypatch.setitem(sys.modules, "google.cloud.sql.connector", module)
     RecordingConnector.instances.clear()
-    monkeypatch.setattr(db, "_connector", None)
+    monkeypatch.setattr(connections, "_connector", None)
     for name in ("DATABASE_URL", "DB_HOST"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("INSTANCE_CONNECTION_NAME", "proj:europe-west1:imagegen")

@@ -1,0 +1,20 @@
+"""PostgreSQL through pg8000: `connections` (the pool and its transport), `statements`
+(transactions and prepared statements) and `driver_errors` (driver errors as ours). Callers use
+what this package exports; the SQL itself lives in shared/queries/.
+"""
+
+from shared.db.connections import dispose, pool, raw_connection
+from shared.db.driver_errors import ConstraintViolation
+from shared.db.statements import Connection, execute, one, rows, transaction
+
+__all__ = [
+    "Connection",
+    "ConstraintViolation",
+    "dispose",
+    "execute",
+    "one",
+    "pool",
+    "raw_connection",
+    "rows",
+    "transaction",
+]
