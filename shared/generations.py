@@ -23,13 +23,16 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from shared import config, db, job_events, log, pagination, pubsub, resources
-from shared.api_models import NON_BLANK_TEXT, PageQuery
+from shared import config, db, job_events, log, pubsub, resources
 from shared.db import ConstraintViolation
 from shared.errors import Conflict, InvalidInput, NotFound, Transient
-from shared.http import ApiRequest, Header, Reply, Router
 from shared.queries import generated_images, job_runs, jobs, sessions
 from shared.vocabulary import ASPECT_RATIOS, CAMERA_ANGLES, JOB_STATUSES, SHOT_TYPES, STYLES
+from shared.web import pagination
+from shared.web.models import NON_BLANK_TEXT
+from shared.web.pagination import PageQuery
+from shared.web.request import ApiRequest
+from shared.web.router import Header, Reply, Router
 
 MAX_REFERENCE_IMAGES = 8
 IDEMPOTENCY_INDEX = "generation_jobs_user_idempotency_key_idx"
@@ -106,19 +109,44 @@ def register(router: Router) -> None:
         "POST",
         "/v1/generations",
         create_route,
+        operation_id="generations_create_route",
         body=GenerationRequest,
         status=202,
         errors=(404, 409),
         tags=tags,
         headers=(IDEMPOTENCY_KEY,),
     )
-    router.add("GET", "/v1/generations/{job_id}", get_route, tags=tags)
-    router.add("POST", "/v1/generations/{job_id}/cancel", cancel_route, errors=(409,), tags=tags)
     router.add(
-        "POST", "/v1/generations/{job_id}/retry", retry_route, status=202, errors=(409,), tags=tags
+        "GET",
+        "/v1/generations/{job_id}",
+        get_route,
+        operation_id="generations_get_route",
+        tags=tags,
     )
     router.add(
-        "GET", "/v1/sessions/{session_id}/generations", list_route, query=JobListQuery, tags=tags
+        "POST",
+        "/v1/generations/{job_id}/cancel",
+        cancel_route,
+        operation_id="generations_cancel_route",
+        errors=(409,),
+        tags=tags,
+    )
+    router.add(
+        "POST",
+        "/v1/generations/{job_id}/retry",
+        retry_route,
+        operation_id="generations_retry_route",
+        status=202,
+        errors=(409,),
+        tags=tags,
+    )
+    router.add(
+        "GET",
+        "/v1/sessions/{session_id}/generations",
+        list_route,
+        operation_id="generations_list_route",
+        query=JobListQuery,
+        tags=tags,
     )
 
 

@@ -15,13 +15,15 @@ from typing import IO, Any
 from pydantic import BaseModel, ConfigDict, Field
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from shared import config, db, imageinfo, pagination, purge, resources, storage, uploads
-from shared.api_models import PageQuery
+from shared import config, db, imageinfo, purge, resources, storage, uploads
 from shared.errors import InvalidInput, NotFound, PayloadTooLarge, UnsupportedMediaType
 from shared.filenames import sanitize_filename
-from shared.http import ApiRequest, Reply, Router
 from shared.imageinfo import ImageRejected
 from shared.queries import reference_images, sessions
+from shared.web import pagination
+from shared.web.pagination import PageQuery
+from shared.web.request import ApiRequest
+from shared.web.router import Reply, Router
 
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 MULTIPART_OVERHEAD = 16 * 1024  # boundaries, part headers and the session_id field
@@ -55,6 +57,7 @@ def register(router: Router) -> None:
         "POST",
         "/v1/uploads",
         upload,
+        operation_id="reference_images_upload",
         body=UploadForm,
         body_media_type="multipart/form-data",
         status=201,
@@ -65,13 +68,34 @@ def register(router: Router) -> None:
         "POST",
         "/v1/uploads/signed-url",
         signed_upload,
+        operation_id="reference_images_signed_upload",
         body=SignedUploadRequest,
         errors=(404,),
         tags=tags,
     )
-    router.add("GET", "/v1/reference-images", list_images, query=PageQuery, tags=tags)
-    router.add("GET", "/v1/reference-images/{image_id}", get_image, tags=tags)
-    router.add("DELETE", "/v1/reference-images/{image_id}", delete_image, status=204, tags=tags)
+    router.add(
+        "GET",
+        "/v1/reference-images",
+        list_images,
+        operation_id="reference_images_list_images",
+        query=PageQuery,
+        tags=tags,
+    )
+    router.add(
+        "GET",
+        "/v1/reference-images/{image_id}",
+        get_image,
+        operation_id="reference_images_get_image",
+        tags=tags,
+    )
+    router.add(
+        "DELETE",
+        "/v1/reference-images/{image_id}",
+        delete_image,
+        operation_id="reference_images_delete_image",
+        status=204,
+        tags=tags,
+    )
 
 
 def _check_size(size: int) -> None:

@@ -1,4 +1,5 @@
-"""How rows become API resources: the table's fields, plus short-lived signed URLs.
+"""The image resources several capabilities show (a gallery, a job, the reference library): how
+a row becomes one, the table's fields plus short-lived signed URLs.
 
 The bucket is private: `gcp_url` is the canonical (unusable without credentials) address, and
 `url` / `thumbnail_signed_url` are V4 signed GET URLs that expire after SIGNED_URL_TTL_SECONDS
@@ -7,7 +8,11 @@ The bucket is private: `gcp_url` is the canonical (unusable without credentials)
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
+from uuid import UUID
+
+from pydantic import BaseModel, Field
 
 from shared import storage
 
@@ -16,6 +21,27 @@ _INTERNAL = ("request_hash", "created")
 
 def _public(row: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in row.items() if k not in _INTERNAL}
+
+
+class GeneratedImage(BaseModel):
+    id: UUID
+    generation_job_id: UUID
+    user_id: UUID
+    session_id: UUID | None
+    gcp_bucket_path: str
+    gcp_url: str
+    thumbnail_url: str | None
+    file_name: str
+    file_size: int
+    mime_type: str
+    width: int | None
+    height: int | None
+    prompt_used: str | None
+    generation_index: int
+    generation_method: str | None
+    created_at: datetime
+    url: str = Field(description="Short-lived signed GET URL of the image.")
+    thumbnail_signed_url: str | None = Field(description="Short-lived signed URL of the thumbnail.")
 
 
 def generated_image(row: dict[str, Any]) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 The issuer is real in every way that matters: an RSA key, a self-signed certificate served as
 Google's securetoken endpoint serves it ({kid: PEM}) from an HTTP server on 127.0.0.1, and
-RS256 tokens minted with google-auth. Requests go through `http.dispatch` as werkzeug
+RS256 tokens minted with google-auth. Requests go through `dispatch` as werkzeug
 requests, so no framework is needed.
 """
 
@@ -26,8 +26,10 @@ from google.auth import crypt, jwt
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Response
 
-from shared import auth, config, db, http, routes, storage
+from shared import config, db, routes, storage
 from shared.errors import AppError
+from shared.web import auth
+from shared.web.dispatch import dispatch
 from tools.stack import keys
 
 PROJECT = "api-test-project"
@@ -200,7 +202,7 @@ def call(
         data=data,
         content_type=content_type,
     )
-    response = http.dispatch(routes.router(), builder.get_request(), auth.authenticate)
+    response = dispatch(routes.router(), builder.get_request(), auth.authenticate)
     conforms(method, path.split("?")[0], response)
     return response
 

@@ -1,7 +1,7 @@
 """The OpenAPI 3.1 document of the `api` function, generated from its route table.
 
 Every route's method, path, summary, body, query and response models and error statuses come
-from `shared.routes.router()` (see shared/http.Route), and the schemas from the same pydantic
+from `shared.routes.router()` (see shared/web/router.py's Route), and the schemas from the same pydantic
 models that validate requests and serialise responses. Never edit openapi/openapi.json by hand:
 
     python -m tools.openapi          # write openapi/openapi.json
@@ -20,8 +20,8 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from shared.api_models import ErrorBody
-from shared.http import Route, Router, is_uuid_param
+from shared.web.models import ErrorBody
+from shared.web.router import Route, Router, is_uuid_param
 
 DOCUMENT = Path(__file__).resolve().parent.parent / "openapi" / "openapi.json"
 REF = "#/components/schemas/{model}"
@@ -93,10 +93,9 @@ def _json(ref: dict[str, Any]) -> dict[str, Any]:
 
 
 def _operation(route: Route, refs: dict[tuple[type[BaseModel], str], Any]) -> dict[str, Any]:
-    handler = route.handler
     operation: dict[str, Any] = {
-        "operationId": f"{handler.__module__.rsplit('.', 1)[-1]}_{handler.__name__}",
-        "summary": route.summary or (handler.__doc__ or "").strip().split("\n")[0],
+        "operationId": route.operation_id,
+        "summary": route.summary or (route.handler.__doc__ or "").strip().split("\n")[0],
         "tags": list(route.tags),
         "security": [{"bearerAuth": []}] if route.authenticated else [],
     }

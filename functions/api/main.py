@@ -8,16 +8,18 @@ import functions_framework
 from flask import Request, Response, request
 from werkzeug.exceptions import HTTPException
 
-from shared import auth, http, routes
+from shared.routes import router
+from shared.web import dispatch
+from shared.web.auth import authenticate
 
 
 @functions_framework.http
 def api(req: Request) -> Response:
-    return http.dispatch(routes.router(), req, auth.authenticate)
+    return dispatch.dispatch(router(), req, authenticate)
 
 
 @functions_framework.errorhandler(HTTPException)
 def framework_error(error: HTTPException) -> Response:
     """The framework's own refusals (e.g. a path with a newline, which its router never
     matches) answer JSON like everything else."""
-    return http.framework_error(error, request)
+    return dispatch.framework_error(error, request)

@@ -259,7 +259,7 @@ def test_signed_urls_are_reused_within_half_their_lifetime(alice):
 
 
 def test_deleting_an_image_updates_count_and_thumbnail_and_queues_its_objects(alice):
-    from shared import images
+    from shared.gallery import routes as gallery
 
     session = _session(alice)
     owner = {"id": _user_id(alice)}
@@ -267,7 +267,7 @@ def test_deleting_an_image_updates_count_and_thumbnail_and_queues_its_objects(al
         row = db.one(conn, "SELECT * FROM sessions WHERE id = :id", {"id": session["id"]})
         job = make.job(conn, owner, row)
         first, second = make.image(conn, job, 1), make.image(conn, job, 2)
-    entries = images.delete_image(owner["id"], first["id"])
+    entries = gallery.delete_image(owner["id"], first["id"])
     assert [list(e["object_names"]) for e in entries] == [
         [f"generated/{job['id']}/1_20261130T000000Z.jpg"]
     ]
@@ -281,7 +281,8 @@ def test_deleting_an_image_updates_count_and_thumbnail_and_queues_its_objects(al
 
 
 def test_deleting_a_session_takes_everything_and_queues_every_object(alice):
-    from shared import purge, sessions
+    from shared import purge
+    from shared.sessions import routes as sessions
 
     session = _session(alice)
     owner = {"id": _user_id(alice)}

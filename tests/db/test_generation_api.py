@@ -11,8 +11,9 @@ import pytest
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
-from shared import config, db, http, planning, rendering, routes
+from shared import config, db, planning, rendering, routes
 from shared.queries import jobs
+from shared.web.dispatch import dispatch
 from tests.db import factories as make
 from tests.db import generation_support as support
 
@@ -52,7 +53,7 @@ def call(
         content_type="application/json" if body is not None else None,
         headers=headers or {},
     )
-    response = http.dispatch(routes.router(), Request(builder.get_environ()), lambda _: user)
+    response = dispatch(routes.router(), Request(builder.get_environ()), lambda _: user)
     text = response.get_data(as_text=True)
     return response.status_code, json.loads(text) if text else None, dict(response.headers)
 

@@ -18,9 +18,10 @@ import requests
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
-from shared import config, db, http, pubsub, routes, storage, uploads
+from shared import config, db, pubsub, routes, storage, uploads
 from shared.events import StorageObject
 from shared.queries import reference_images
+from shared.web.dispatch import dispatch
 from tests import imagefactory as make
 from tests.db import factories
 from tests.db import test_uploads as base
@@ -32,7 +33,7 @@ VOLATILE = ("id", "gcp_bucket_path", "gcp_url", "uploaded_at", "created", "url")
 
 def call(user: dict[str, Any], method: str, path: str, **builder: Any) -> tuple[int, Any, Any]:
     request = Request(EnvironBuilder(method=method, path=path, **builder).get_environ())
-    response = http.dispatch(routes.router(), request, lambda _: user)
+    response = dispatch(routes.router(), request, lambda _: user)
     return response.status_code, json.loads(response.get_data() or b"null"), response.headers
 
 

@@ -9,10 +9,13 @@ import pytest
 from pydantic import BaseModel, Field
 from werkzeug.test import EnvironBuilder
 
-from shared import auth, http
-from shared.api_models import PageQuery, Strict
 from shared.errors import InvalidInput
-from shared.http import ApiRequest, Reply, Router
+from shared.web import auth
+from shared.web.dispatch import dispatch, framework_error
+from shared.web.models import Strict
+from shared.web.pagination import PageQuery
+from shared.web.request import MAX_JSON_BYTES, ApiRequest
+from shared.web.router import Reply, Router
 from tests.apikit import (  # noqa: F401
     api_env,
     body,
@@ -38,25 +41,35 @@ class Shown(BaseModel):
 def _router() -> Router:
     router = Router()
     router.add(
-        "POST", "/echo", lambda r: Reply(200, r.body(Echo).model_dump()), authenticated=False
+        "POST",
+        "/echo",
+        lambda r: Reply(200, r.body(Echo).model_dump()),
+        operation_id="echo",
+        authenticated=False,
     )
     router.add(
         "GET",
         "/things/{thing_id}",
         lambda r: Reply(200, {"name": r.params["thing_id"], "secret": "x"}),
+        operation_id="thing",
         authenticated=False,
         response=Shown,
     )
     router.add(
-        "GET", "/broken", lambda r: Reply(200, {"nom": 1}), authenticated=False, response=Shown
+        "GET",
+        "/broken",
+        lambda r: Reply(200, {"nom": 1}),
+        operation_id="broken",
+        authenticated=False,
+        response=Shown,
     )
-    router.add("GET", "/crash", lambda r: 1 / 0, authenticated=False)  # type: ignore[arg-type,return-value]
+    router.add("GET", "/crash", lambda r: 1 / 0, operation_id="crash", authenticated=False)  # type: ignore[arg-type,return-value]
     return router
 
 
 def send(method: str, path: str, **kwargs):
     request = EnvironBuilder(method=method, path=path, **kwargs).get_request()
-    return http.dispatch(_router(), request, auth.authenticate)
+    return dispatch(_router(), request, auth.authenticate)
 
 
 def _error(response) -> dict:
@@ -84,7 +97,7 @@ def test_a_valid_body_round_trips_with_unicode():
         ({"data": "[" * 5000 + "]" * 5000, "content_type": "application/json"}, 400, "malformed_json"),
         ({"data": '{"name": "x"}', "content_type": "text/plain"}, 415, "unsupported_media_type"),
         ({"data": "name=x", "content_type": "application/x-www-form-urlencoded"}, 415, "unsupported_media_type"),
-        ({"json": {"name": "x" * (http.MAX_JSON_BYTES + 1)}}, 413, "payload_too_large"),
+        ({"json": {"name": "x" * (MAX_JSON_BYTES + 1)}}, 413, "payload_too_large"),
         ({"json": {"name": 5}}, 400, "invalid_input"),
         ({"json": {"name": "x", "count": "5"}}, 400, "invalid_input"),
         ({"json": {"name": "x", "count": True}}, 400, "invalid_input"),
@@ -117,7 +130,7 @@ def test_field_errors_name_the_field():
 
 
 def test_a_chunked_body_over_the_limit_is_refused():
-    oversize = b'{"name": "' + b"x" * (2 * http.MAX_JSON_BYTES) + b'"}'
+    oversize = b'{"name": "' + b"x" * (2 * MAX_JSON_BYTES) + b'"}'
     request = EnvironBuilder(
         method="POST",
         path="/echo",
@@ -125,7 +138,7 @@ def test_a_chunked_body_over_the_limit_is_refused():
         headers={"Transfer-Encoding": "chunked", "Content-Type": "application/json"},
         environ_base={"wsgi.input_terminated": True},
     ).get_request()
-    response = http.dispatch(_router(), request, auth.authenticate)
+    response = dispatch(_router(), request, auth.authenticate)
     assert response.status_code == 413
 
 
@@ -192,6 +205,6 @@ def test_refusals_made_before_dispatch_are_json_too():
     from werkzeug.exceptions import NotFound as WerkzeugNotFound
 
     request = EnvironBuilder(path="/v1/x", headers={"Origin": "https://app.example.com"})
-    response = http.framework_error(WerkzeugNotFound(), request.get_request())
+    response = framework_error(WerkzeugNotFound(), request.get_request())
     assert response.status_code == 404 and _error(response)["code"] == "not_found"
     assert response.headers["Access-Control-Allow-Origin"] == "https://app.example.com"

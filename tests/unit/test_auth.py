@@ -12,8 +12,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shared import auth
 from shared.errors import Transient, Unauthenticated
+from shared.web import auth
 from tests.apikit import (  # noqa: F401
     api_env,
     body,

@@ -13,10 +13,12 @@ import pytest
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
-from shared import config, http, reference_images
+from shared import config, reference_images
 from shared.errors import ConfigError
 from shared.upload_reconcile import batches, listed
 from shared.uploads import owner_and_file_name
+from shared.web.dispatch import dispatch
+from shared.web.router import Router
 from tests import imagefactory as make
 from tools.stack import keys
 
@@ -36,13 +38,13 @@ def api(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
     monkeypatch.setenv("SIGNING_CREDENTIALS_FILE", str(write_signing_key(tmp_path / "key.json")))
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", "http://127.0.0.1:9")
     config.settings.cache_clear()
-    router = http.Router()
+    router = Router()
     reference_images.register(router)
 
     def call(method: str, path: str, environ: Any = None, **builder: Any) -> tuple[int, Any]:
         built = EnvironBuilder(method=method, path=path, **builder).get_environ()
         request = Request({**built, **(environ or {})})
-        response = http.dispatch(router, request, lambda _: USER)
+        response = dispatch(router, request, lambda _: USER)
         return response.status_code, json.loads(response.get_data() or b"null")
 
     yield call

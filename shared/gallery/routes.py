@@ -9,14 +9,25 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared import api_models, db, pagination, purge, resources
+from pydantic import BaseModel
+
+from shared import db, purge, resources
 from shared.errors import NotFound
-from shared.http import ApiRequest, Reply, Router
 from shared.queries import generated_images, sessions
+from shared.resources import GeneratedImage
+from shared.web import pagination
+from shared.web.pagination import PageQuery
+from shared.web.request import ApiRequest
+from shared.web.router import Reply, Router
+
+
+class ImagePage(BaseModel):
+    items: list[GeneratedImage]
+    next_cursor: str | None
 
 
 def gallery(request: ApiRequest) -> Reply:
-    query = request.query_model(api_models.PageQuery)
+    query = request.query_model(PageQuery)
     after = pagination.decode_keyset(
         query.cursor, pagination.timestamp, pagination.row_id, pagination.index
     )
@@ -66,8 +77,9 @@ def register(router: Router) -> None:
         "GET",
         "/v1/sessions/{session_id}/images",
         gallery,
-        query=api_models.PageQuery,
-        response=api_models.ImagePage,
+        operation_id="images_gallery",
+        query=PageQuery,
+        response=ImagePage,
         summary="A session's gallery: newest job first, then by index within a job",
         tags=("sessions", "images"),
     )
@@ -75,6 +87,7 @@ def register(router: Router) -> None:
         "DELETE",
         "/v1/images/{image_id}",
         delete,
+        operation_id="images_delete",
         status=204,
         summary="Delete a generated image (the session's count and thumbnail follow)",
         tags=("images",),

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared import api_models, db, pagination, purge, storage
+from shared import db, purge, storage
 from shared.errors import NotFound
-from shared.http import ApiRequest, Reply, Router
 from shared.queries import sessions
+from shared.sessions.models import Session, SessionCreate, SessionPage, SessionUpdate
+from shared.web import pagination
+from shared.web.pagination import PageQuery
+from shared.web.request import ApiRequest
+from shared.web.router import Reply, Router
 
 
 def resource(row: dict[str, Any]) -> dict[str, Any]:
@@ -30,14 +34,14 @@ def _not_found() -> NotFound:
 
 
 def create(request: ApiRequest) -> Reply:
-    body = request.body(api_models.SessionCreate, optional=True)
+    body = request.body(SessionCreate, optional=True)
     with db.transaction() as conn:
         row = sessions.create(conn, user_id=request.user_id, title=body.title)
     return Reply(201, resource(row), {"Location": f"/v1/sessions/{row['id']}"})
 
 
 def list_sessions(request: ApiRequest) -> Reply:
-    query = request.query_model(api_models.PageQuery)
+    query = request.query_model(PageQuery)
     after = pagination.decode(query.cursor)
     with db.transaction() as conn:
         found = sessions.list_for_user(
@@ -58,7 +62,7 @@ def get(request: ApiRequest) -> Reply:
 
 
 def rename(request: ApiRequest) -> Reply:
-    body = request.body(api_models.SessionUpdate)
+    body = request.body(SessionUpdate)
     with db.transaction() as conn:
         row = sessions.rename(
             conn,
@@ -94,9 +98,10 @@ def register(router: Router) -> None:
         "POST",
         "/v1/sessions",
         create,
-        body=api_models.SessionCreate,
+        operation_id="sessions_create",
+        body=SessionCreate,
         body_required=False,
-        response=api_models.Session,
+        response=Session,
         status=201,
         summary='Create a session (title defaults to "New Session")',
         tags=tags,
@@ -105,8 +110,9 @@ def register(router: Router) -> None:
         "GET",
         "/v1/sessions",
         list_sessions,
-        query=api_models.PageQuery,
-        response=api_models.SessionPage,
+        operation_id="sessions_list_sessions",
+        query=PageQuery,
+        response=SessionPage,
         summary="The caller's sessions, most recently active first, with thumbnail and count",
         tags=tags,
     )
@@ -114,7 +120,8 @@ def register(router: Router) -> None:
         "GET",
         "/v1/sessions/{session_id}",
         get,
-        response=api_models.Session,
+        operation_id="sessions_get",
+        response=Session,
         summary="One session",
         tags=tags,
     )
@@ -122,8 +129,9 @@ def register(router: Router) -> None:
         "PATCH",
         "/v1/sessions/{session_id}",
         rename,
-        body=api_models.SessionUpdate,
-        response=api_models.Session,
+        operation_id="sessions_rename",
+        body=SessionUpdate,
+        response=Session,
         summary="Rename a session",
         tags=tags,
     )
@@ -131,6 +139,7 @@ def register(router: Router) -> None:
         "DELETE",
         "/v1/sessions/{session_id}",
         delete,
+        operation_id="sessions_delete",
         status=204,
         summary="Delete a session with its jobs and images; their bucket objects follow",
         tags=tags,

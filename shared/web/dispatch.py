@@ -1,148 +1,27 @@
-"""The `api` function's plumbing: the Router of Routes, handler Replies, and `dispatch`, which
-routes, authenticates, runs the handler, serialises through the route's response model and maps
-every failure to a JSON error body, with CORS on every answer.
+"""`dispatch`: route one request, authenticate, run the handler, serialise through the route's
+response model and map every failure to a JSON error body, with CORS on every answer.
 
 `dispatch(router, request, authenticate)` takes a Werkzeug request (what functions-framework
 hands to an HTTP function) and returns a Werkzeug response, so tests drive it without the
-framework. Each `Route` also carries what the OpenAPI document says of it (tools/openapi.py
-reads it): request and query models, response model and status, extra error statuses.
-Handlers read their input through `ApiRequest` (shared/api_request.py).
+framework.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from pydantic import BaseModel, TypeAdapter
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Request, Response
 
 from shared import config, log
-from shared.api_request import MAX_JSON_BYTES, ApiRequest
 from shared.errors import AppError, InvalidInput, MethodNotAllowed, NotFound, PayloadTooLarge
-
-__all__ = ["MAX_JSON_BYTES", "ApiRequest", "Reply", "Route", "Router", "dispatch"]
-
-
-@dataclass(frozen=True)
-class Reply:
-    """A handler's answer: status, a JSON-able body (dict or model) and extra headers."""
-
-    status: int
-    body: Any = None
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-Handler = Callable[[ApiRequest], Reply]
-
-
-@dataclass(frozen=True)
-class Header:
-    """An optional request header a route reads, as the OpenAPI document describes it."""
-
-    name: str
-    description: str
-    max_length: int
-
-
-@dataclass(frozen=True)
-class Route:
-    """One route, with what the OpenAPI document says of it.
-
-    `response` is the model of a 2xx body (the body is serialised through it, so nothing
-    undocumented leaves); `errors` lists statuses beyond those the route's shape implies.
-    """
-
-    method: str
-    template: str
-    handler: Handler
-    authenticated: bool
-    pattern: re.Pattern[str]
-    body: type[BaseModel] | None = None
-    body_required: bool = True
-    body_media_type: str = "application/json"
-    max_body_bytes: int = MAX_JSON_BYTES
-    query: type[BaseModel] | None = None
-    response: Any = None
-    status: int = 200
-    summary: str = ""
-    errors: tuple[int, ...] = ()
-    tags: tuple[str, ...] = ()
-    headers: tuple[Header, ...] = ()  # optional request headers the handler reads
-
-    @property
-    def path_params(self) -> list[str]:
-        return re.findall(r"\{(\w+)\}", self.template)
-
-    @property
-    def adapter(self) -> TypeAdapter[Any] | None:
-        return _adapter(self.response) if self.response is not None else None
-
-
-_adapters: dict[Any, TypeAdapter[Any]] = {}
-
-
-def _adapter(model: Any) -> TypeAdapter[Any]:
-    if model not in _adapters:
-        _adapters[model] = TypeAdapter(model)
-    return _adapters[model]
-
-
-def is_uuid_param(name: str) -> bool:
-    """Path parameters named `id` or `*_id` are UUIDs (a malformed one names nothing: 404)."""
-    return name == "id" or name.endswith("_id")
-
-
-class Router:
-    """Routes by method and path template (`/v1/sessions/{session_id}`)."""
-
-    def __init__(self) -> None:
-        self.routes: list[Route] = []
-
-    def add(
-        self,
-        method: str,
-        template: str,
-        handler: Handler,
-        *,
-        authenticated: bool = True,
-        **meta: Any,
-    ) -> None:
-        """Add a route; `meta` takes Route's documentation fields (body, response, ...)."""
-        regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", template)
-        pattern = re.compile(f"^{regex}$")
-        self.routes.append(Route(method, template, handler, authenticated, pattern, **meta))
-
-    def match(self, method: str, path: str) -> tuple[Route, dict[str, str]]:
-        allowed = []
-        for route in self.routes:
-            found = route.pattern.match(path)
-            if found:
-                if route.method == method:
-                    return route, _checked_params(found.groupdict())
-                allowed.append(route.method)
-        if allowed:
-            raise MethodNotAllowed(
-                f"{method} is not allowed here", details={"allowed": allowed}
-            ) from None
-        raise NotFound("no such route")
-
-
-def _checked_params(params: dict[str, str]) -> dict[str, str]:
-    for name, value in params.items():
-        if is_uuid_param(name):
-            try:
-                params[name] = str(uuid.UUID(value))
-            except ValueError:
-                raise NotFound(f"no such {name.removesuffix('_id') or 'resource'}") from None
-    return params
+from shared.web.request import ApiRequest
+from shared.web.router import Reply, Route, Router
 
 
 def _default(value: Any) -> Any:

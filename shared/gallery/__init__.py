@@ -1,0 +1,1 @@
+"""A session's generated images: its gallery and deleting one image."""

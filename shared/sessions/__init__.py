@@ -1,0 +1,1 @@
+"""Sessions: create, list, read, rename and delete (table `sessions`, routes /v1/sessions...)."""

@@ -1,0 +1,44 @@
+"""Request and response shapes of the session routes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+from uuid import UUID
+
+from pydantic import BaseModel, Field, StringConstraints
+
+from shared.web.models import NON_BLANK_TEXT, Strict
+
+Title = Annotated[
+    str,
+    StringConstraints(max_length=200, pattern=NON_BLANK_TEXT),
+    Field(description="Shown in the session list: 1-200 characters, not all whitespace."),
+]
+
+
+class SessionCreate(Strict):
+    title: Title | None = Field(None, description='Defaults to "New Session".')
+
+
+class SessionUpdate(Strict):
+    title: Title
+
+
+class Session(BaseModel):
+    id: UUID
+    user_id: UUID
+    title: str
+    thumbnail_url: str | None = Field(description="Canonical URL of the first generated image.")
+    thumbnail_image_id: UUID | None
+    thumbnail_signed_url: str | None = Field(
+        description="Short-lived signed URL of the thumbnail (its small version when there is one)."
+    )
+    generated_count: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class SessionPage(BaseModel):
+    items: list[Session]
+    next_cursor: str | None

@@ -1,0 +1,45 @@
+"""GET /v1/healthz: liveness without the database, readiness with it."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from shared import db
+from shared.queries import health
+from shared.web.request import ApiRequest
+from shared.web.router import Reply, Router
+
+
+class HealthQuery(BaseModel):
+    ready: bool = Field(False, description="Also check the database (readiness).")
+
+
+class Health(BaseModel):
+    status: Literal["ok", "ready"]
+    database: Literal["ok"] | None = None
+
+
+def healthz(request: ApiRequest) -> Reply:
+    """Liveness answers without the database; `?ready=true` checks the database too (503 if down)."""
+    if request.query_model(HealthQuery).ready:
+        with db.transaction() as conn:
+            health.ping(conn)
+        return Reply(200, {"status": "ready", "database": "ok"})
+    return Reply(200, {"status": "ok"})
+
+
+def register(router: Router) -> None:
+    router.add(
+        "GET",
+        "/v1/healthz",
+        healthz,
+        operation_id="routes_healthz",
+        authenticated=False,
+        query=HealthQuery,
+        response=Health,
+        summary="Liveness (no database); readiness with ?ready=true (503 while the database is down)",
+        errors=(503,),
+        tags=("health",),
+    )
