@@ -2,7 +2,7 @@
 
 Run from the repository root: `python bench/bench_register_upload.py`. Starts its own
 gcp-storage-emulator and throwaway PostgreSQL (tools.pgcluster), stores the photo under
-uploads/{user}/, then runs `uploads.register_object` in a child process that counts the
+uploads/{user}/, then runs `registration.register_object` in a child process that counts the
 bytes its ranged reads return and reports `ru_maxrss` before the handler (imports, clients and
 the pool, as in a warm instance) and after it (the peak). Targets: at most 256 KiB read and
 64 MiB added by the handler. The process total is printed too: the imports alone take about
@@ -47,8 +47,9 @@ def child() -> None:
     """
     order = json.loads(sys.stdin.readline())
     os.environ.update(order["env"])
-    from shared import config, db, storage, uploads
+    from shared import config, db, storage
     from shared.events import StorageObject
+    from shared.uploads import registration
 
     storage.bucket().exists()  # clients and the pool made, as in a warm instance
     with db.transaction() as conn:
@@ -66,7 +67,7 @@ def child() -> None:
     obj = StorageObject(
         config.settings().bucket, order["name"], order["generation"], order["size"], "image/jpeg"
     )
-    outcome = uploads.register_object(obj)
+    outcome = registration.register_object(obj)
     report = {"outcome": outcome, "read": sum(served), "reads": len(served)}
     print(json.dumps({**report, "rss_before": before, "rss_peak": _rss_mib()}))
 

@@ -17,10 +17,11 @@ Task = Callable[[], dict[str, Any]]
 
 def tasks() -> dict[str, Task]:
     """Every task by name (imported here so that one task's module does not load the others')."""
-    from shared import purge, sweeper, upload_reconcile
+    from shared import purge, sweeper
+    from shared.uploads import reconcile
 
     return {
-        "reconcile_uploads": upload_reconcile.task,
+        "reconcile_uploads": reconcile.task,
         "republish_deletions": purge.republish_pending,
         "sweep_jobs": sweeper.sweep_jobs,
     }

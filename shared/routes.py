@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import functools
 
-from shared import generations, reference_images
+from shared import generations
 from shared.gallery import routes as gallery
 from shared.sessions import routes as sessions
+from shared.uploads import routes as uploads
 from shared.web import auth, health
 from shared.web.router import Router
 
@@ -19,6 +20,6 @@ def router() -> Router:
     auth.register(table)
     sessions.register(table)
     gallery.register(table)
-    reference_images.register(table)
+    uploads.register(table)
     generations.register(table)
     return table

@@ -13,7 +13,7 @@ import argparse
 import os
 import sys
 
-from shared import upload_reconcile
+from shared.uploads import reconcile
 
 
 def _progress(counts: dict[str, int]) -> None:
@@ -29,12 +29,12 @@ def _progress(counts: dict[str, int]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.reconcile_uploads", description=__doc__)
-    parser.add_argument("--batch-size", type=int, default=upload_reconcile.BATCH_SIZE)
-    parser.add_argument("--page-size", type=int, default=upload_reconcile.PAGE_SIZE)
+    parser.add_argument("--batch-size", type=int, default=reconcile.BATCH_SIZE)
+    parser.add_argument("--page-size", type=int, default=reconcile.PAGE_SIZE)
     args = parser.parse_args(argv)
     os.environ.setdefault("LOG_LEVEL", "WARNING")  # progress lines, and only problems besides
-    counts = upload_reconcile.reconcile(
-        upload_reconcile.list_uploads_page(args.page_size),
+    counts = reconcile.reconcile(
+        reconcile.list_uploads_page(args.page_size),
         batch_size=args.batch_size,
         progress=_progress,
     )

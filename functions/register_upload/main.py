@@ -8,9 +8,10 @@ reads are pinned to the event's object generation.
 import functions_framework
 from cloudevents.http import CloudEvent
 
-from shared import events, uploads
+from shared import events
+from shared.uploads import registration
 
 
 @functions_framework.cloud_event
 def register_upload(event: CloudEvent) -> None:
-    events.run("register_upload", event, events.storage_object, uploads.handle_finalize)
+    events.run("register_upload", event, events.storage_object, registration.handle_finalize)

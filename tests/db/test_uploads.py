@@ -17,9 +17,10 @@ from typing import Any
 
 import pytest
 
-from shared import config, db, maintenance, storage, upload_reconcile, uploads
+from shared import config, db, maintenance, storage
 from shared.events import StorageObject
 from shared.queries import reference_images
+from shared.uploads import reconcile, registration
 from tests import imagefactory as make
 from tests.db import factories
 from tests.unit.test_uploads import FakePager
@@ -151,7 +152,7 @@ def test_registers_supported_images(
 ) -> None:
     data = factory()
     obj = put(upload_name(owner, "Holiday Pic.bin"), data)
-    assert uploads.register_object(obj) == "registered"
+    assert registration.register_object(obj) == "registered"
     row = row_for(obj)
     assert row is not None
     assert (row["mime_type"], (row["width"], row["height"])) == (mime, size)
@@ -182,14 +183,14 @@ def test_quarantines_what_is_not_an_acceptable_image(
     bucket: str, owner: dict[str, Any], capsys: pytest.CaptureFixture[str], data: bytes, reason: str
 ) -> None:
     obj = put(upload_name(owner, "evil.jpg"), data, **{"session-id": "kept"})
-    assert uploads.register_object(obj) == "quarantined"
+    assert registration.register_object(obj) == "quarantined"
     assert row_for(obj) is None
     assert not exists(obj.name)
     assert storage.read(storage.QUARANTINE_PREFIX + obj.name) == data
     [line] = logged(capsys, "register_upload.quarantined")
     assert line["reason"] == reason and line["severity"] == "WARNING"
     # A redelivery of the same event finds the generation gone and acknowledges quietly.
-    assert uploads.register_object(obj) == "gone"
+    assert registration.register_object(obj) == "gone"
 
 
 def test_bytes_over_the_limit_are_quarantined_without_reading(
@@ -199,13 +200,13 @@ def test_bytes_over_the_limit_are_quarantined_without_reading(
     config.settings.cache_clear()
     obj = put(upload_name(owner), make.jpeg(200, 200))
     monkeypatch.setattr(storage, "read_range", lambda *a, **k: pytest.fail("read"))
-    assert uploads.register_object(obj) == "quarantined"
+    assert registration.register_object(obj) == "quarantined"
     assert row_for(obj) is None
 
 
 def test_unknown_user_is_quarantined(bucket: str, capsys: pytest.CaptureFixture[str]) -> None:
     obj = put(upload_name({"id": uuid.uuid4()}), make.jpeg())
-    assert uploads.register_object(obj) == "quarantined"
+    assert registration.register_object(obj) == "quarantined"
     assert not exists(obj.name) and exists(storage.QUARANTINE_PREFIX + obj.name)
     assert logged(capsys, "register_upload.quarantined")[0]["reason"] == "unknown_user"
 
@@ -213,7 +214,7 @@ def test_unknown_user_is_quarantined(bucket: str, capsys: pytest.CaptureFixture[
 @pytest.mark.parametrize("name", ["uploads/not-a-user/x.jpg", "uploads/x.jpg"])
 def test_names_outside_the_layout_are_quarantined(bucket: str, name: str) -> None:
     obj = put(name, make.jpeg())
-    assert uploads.register_object(obj) == "quarantined"
+    assert registration.register_object(obj) == "quarantined"
     assert exists(storage.QUARANTINE_PREFIX + name)
 
 
@@ -225,14 +226,14 @@ def test_objects_outside_uploads_are_ignored_without_reading(
 ) -> None:
     obj = put(name, make.text_renamed_jpg())
     monkeypatch.setattr(storage, "read_range", lambda *a, **k: pytest.fail("read"))
-    assert uploads.register_object(obj) == "ignored"
+    assert registration.register_object(obj) == "ignored"
     assert exists(name)
 
 
 def test_another_buckets_event_is_ignored(bucket: str, owner: dict[str, Any]) -> None:
     obj = put(upload_name(owner), make.jpeg())
     other = StorageObject("another-bucket", obj.name, obj.generation, obj.size, None)
-    assert uploads.register_object(other) == "ignored"
+    assert registration.register_object(other) == "ignored"
     assert row_for(obj) is None
 
 
@@ -246,7 +247,7 @@ def test_own_session_is_linked_and_a_foreign_one_is_not(
     foreign = put(upload_name(owner, "b.jpg"), make.jpeg(), **{"session-id": str(theirs["id"])})
     junk = put(upload_name(owner, "c.jpg"), make.jpeg(), **{"session-id": "'; DROP TABLE x"})
     for obj in (linked, foreign, junk):
-        assert uploads.register_object(obj) == "registered"
+        assert registration.register_object(obj) == "registered"
     assert row_for(linked)["session_id"] == mine["id"]  # type: ignore[index]
     assert row_for(foreign)["session_id"] is None  # type: ignore[index]
     assert row_for(junk)["session_id"] is None  # type: ignore[index]
@@ -259,7 +260,7 @@ def test_duplicate_and_concurrent_deliveries_leave_one_row(
 ) -> None:
     obj = put(upload_name(owner), make.jpeg())
     with ThreadPoolExecutor(max_workers=4) as pool:
-        outcomes = list(pool.map(lambda _: uploads.register_object(obj), range(8)))
+        outcomes = list(pool.map(lambda _: registration.register_object(obj), range(8)))
     assert outcomes.count("registered") == 1
     assert set(outcomes) == {"registered", "duplicate"}
     with db.transaction() as conn:
@@ -271,12 +272,12 @@ def test_a_deleted_reference_is_not_registered_again_by_a_late_event_or_reconcil
 ) -> None:
     # GIVEN a registered upload whose owner deleted it before the object itself was purged
     obj = put(upload_name(owner), make.jpeg())
-    assert uploads.register_object(obj) == "registered"
+    assert registration.register_object(obj) == "registered"
     with db.transaction() as conn:
         row = reference_images.get_by_path(conn, f"{obj.bucket}/{obj.name}")
         assert reference_images.delete_owned(conn, image_id=row["id"], user_id=owner["id"])
     # WHEN the finalize event comes (again) late, and reconcile walks the bucket
-    assert uploads.register_object(obj) == "gone"
+    assert registration.register_object(obj) == "gone"
     with db.transaction() as conn:
         assert reference_images.unregistered(conn, [f"{obj.bucket}/{obj.name}"]) == set()
         # THEN nothing was registered again
@@ -329,7 +330,7 @@ def test_reads_little_of_a_24_megapixel_photo(
         return data
 
     monkeypatch.setattr(storage, "read_range", counting)
-    assert uploads.register_object(obj) == "registered"
+    assert registration.register_object(obj) == "registered"
     assert sum(served) <= 256 * 1024 < obj.size
 
 
@@ -341,20 +342,20 @@ def test_reconcile_pages_through_batches_and_registers_what_is_missing(
     hostile = put(upload_name(owner, "bad.jpg"), make.text_renamed_jpg())
     put("generated/j/1_x.jpg", make.jpeg())
     for obj in objects[:2]:
-        uploads.register_object(obj)
+        registration.register_object(obj)
     listing = list(storage.client().list_blobs(bucket, prefix=storage.UPLOADS_PREFIX))
     assert len(listing) == 7
     pager = FakePager(listing, page_size=3)  # type: ignore[arg-type]
     seen: list[dict[str, int]] = []
     # WHEN reconcile pages through it three pages, in batches of two
-    counts = upload_reconcile.reconcile(pager, batch_size=2, progress=seen.append)
+    counts = reconcile.reconcile(pager, batch_size=2, progress=seen.append)
     # THEN every page is read once and every missing object goes through the trigger's path
     assert pager.asked == [None, "1", "2"]
     assert counts == {"checked": 7, "missing": 5, "registered": 4, "quarantined": 1}
     assert [s["checked"] for s in seen] == [2, 4, 6, 7]
     assert all(row_for(obj) is not None for obj in objects)
     assert exists(storage.QUARANTINE_PREFIX + hostile.name)
-    assert upload_reconcile.reconcile() == {"checked": 6, "missing": 0}
+    assert reconcile.reconcile() == {"checked": 6, "missing": 0}
 
 
 def test_maintenance_task_reconciles_the_real_listing(bucket: str, owner: dict[str, Any]) -> None:

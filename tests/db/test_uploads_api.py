@@ -18,9 +18,10 @@ import requests
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
-from shared import config, db, pubsub, routes, storage, uploads
+from shared import config, db, pubsub, routes, storage
 from shared.events import StorageObject
 from shared.queries import reference_images
+from shared.uploads import registration
 from shared.web.dispatch import dispatch
 from tests import imagefactory as make
 from tests.db import factories
@@ -80,10 +81,10 @@ def test_multipart_upload_stores_registers_and_links_the_session(
     assert name.startswith(f"uploads/{owner['id']}/") and name.endswith("_My_Pic.jpg")
     assert storage.read(name) == data
     event = stored(name)
-    assert event.metadata == {uploads.SESSION_METADATA_KEY: str(session["id"])}
+    assert event.metadata == {registration.SESSION_METADATA_KEY: str(session["id"])}
     assert event.content_type == "image/jpeg"
     # The finalize event that follows the route's write finds the row already there.
-    assert uploads.register_object(event) == "duplicate"
+    assert registration.register_object(event) == "duplicate"
 
 
 def test_both_paths_give_the_same_row(bucket: str, owner: dict[str, Any]) -> None:
@@ -100,7 +101,7 @@ def test_both_paths_give_the_same_row(bucket: str, owner: dict[str, Any]) -> Non
     put = requests.put(ticket["upload_url"], data=data, headers=ticket["headers"], timeout=10)
     assert put.status_code == 200, put.text
     name = ticket["gcp_bucket_path"].split("/", 1)[1]
-    uploads.handle_finalize(stored(name))
+    registration.handle_finalize(stored(name))
     status, listed, _ = call(owner, "GET", "/v1/reference-images")
     assert [i["gcp_bucket_path"] for i in listed["items"]] == [
         ticket["gcp_bucket_path"],

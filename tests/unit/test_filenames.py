@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.filenames import sanitize_filename
+from shared.uploads.filenames import sanitize_filename
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ import pytest
 
 from shared.config import UploadLimits
 from shared.errors import Unprocessable
-from shared.imageinfo import ImageInfo, ImageRejected, inspect
+from shared.uploads.imageinfo import ImageInfo, ImageRejected, inspect
 from tests import imagefactory as make
 
 LIMITS = UploadLimits()

@@ -13,10 +13,11 @@ import pytest
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
-from shared import config, reference_images
+from shared import config
 from shared.errors import ConfigError
-from shared.upload_reconcile import batches, listed
-from shared.uploads import owner_and_file_name
+from shared.uploads import routes as upload_routes
+from shared.uploads.reconcile import batches, listed
+from shared.uploads.registration import owner_and_file_name
 from shared.web.dispatch import dispatch
 from shared.web.router import Router
 from tests import imagefactory as make
@@ -39,7 +40,7 @@ def api(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", "http://127.0.0.1:9")
     config.settings.cache_clear()
     router = Router()
-    reference_images.register(router)
+    upload_routes.register(router)
 
     def call(method: str, path: str, environ: Any = None, **builder: Any) -> tuple[int, Any]:
         built = EnvironBuilder(method=method, path=path, **builder).get_environ()

@@ -2,7 +2,7 @@
 
 `POST /v1/uploads` takes a multipart body (file in `file`, optional `session_id`), checks it
 like the bucket trigger does, stores it under `uploads/{user_id}/` and registers it through the
-same code (`shared.uploads.record`), so the finalize event that follows finds the row. `POST
+same code (`registration.record`), so the finalize event that follows finds the row. `POST
 /v1/uploads/signed-url` hands out a V4 signed PUT bound to the object name, the content type, a
 size range, create-only (`x-goog-if-generation-match: 0`) and the session (object metadata);
 `register_upload` registers the object once it lands.
@@ -12,42 +12,25 @@ from __future__ import annotations
 
 from typing import IO, Any
 
-from pydantic import BaseModel, ConfigDict, Field
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from shared import config, db, imageinfo, purge, resources, storage, uploads
+from shared import config, db, purge, resources, storage
 from shared.errors import InvalidInput, NotFound, PayloadTooLarge, UnsupportedMediaType
-from shared.filenames import sanitize_filename
-from shared.imageinfo import ImageRejected
 from shared.queries import reference_images, sessions
+from shared.uploads import imageinfo, registration
+from shared.uploads.filenames import sanitize_filename
+from shared.uploads.imageinfo import ImageRejected
+from shared.uploads.models import SignedUploadRequest, UploadForm
 from shared.web import pagination
 from shared.web.pagination import PageQuery
 from shared.web.request import ApiRequest
 from shared.web.router import Reply, Router
 
-UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 MULTIPART_OVERHEAD = 16 * 1024  # boundaries, part headers and the session_id field
 # Werkzeug applies this to its multipart decoder's buffer too, which takes 64 KiB reads: it must
 # exceed that, and bounds what the non-file fields (a session id) can hold in memory.
 MAX_FORM_MEMORY_BYTES = 256 * 1024
 MAX_FORM_PARTS = 4
-
-
-class SignedUploadRequest(BaseModel):
-    """Body of POST /v1/uploads/signed-url."""
-
-    model_config = ConfigDict(extra="forbid")
-    file_name: str = Field(min_length=1, max_length=255)
-    mime_type: str = Field(min_length=1, max_length=100)
-    file_size: int = Field(gt=0)
-    session_id: str | None = Field(default=None, pattern=UUID_PATTERN)
-
-
-class UploadForm(BaseModel):
-    """The multipart body of POST /v1/uploads (documentation only: `_multipart` reads it)."""
-
-    file: bytes = Field(description="The image: JPEG, PNG or WebP.")
-    session_id: str | None = Field(default=None, pattern=UUID_PATTERN)
 
 
 def register(router: Router) -> None:
@@ -145,7 +128,7 @@ def _multipart(request: ApiRequest) -> tuple[Any, str | None]:
         raise InvalidInput(
             "the image is missing", details=[{"field": "file", "problem": "Field required"}]
         )
-    session_id = uploads.as_uuid(session_field)
+    session_id = registration.as_uuid(session_field)
     if session_field and session_id is None:
         raise InvalidInput(
             "the session id is not valid",
@@ -177,9 +160,9 @@ def upload(request: ApiRequest) -> Reply:
     session_id = _owned_session(request.user_id, session_id)
     name = storage.upload_object_name(request.user_id, sanitize_filename(file.filename or ""))
     stream.seek(0)
-    metadata = {uploads.SESSION_METADATA_KEY: session_id} if session_id else None
+    metadata = {registration.SESSION_METADATA_KEY: session_id} if session_id else None
     storage.write(name, stream.read(), info.mime_type, metadata)
-    row = uploads.record(name, size, info, user_id=str(request.user_id), session_id=session_id)
+    row = registration.record(name, size, info, user_id=str(request.user_id), session_id=session_id)
     if row is None:
         raise NotFound("the user no longer exists")
     return Reply(
@@ -192,14 +175,14 @@ def signed_upload(request: ApiRequest) -> Reply:
     body = request.body(SignedUploadRequest)
     _check_mime_type(body.mime_type)
     _check_size(body.file_size)
-    session_id = _owned_session(request.user_id, uploads.as_uuid(body.session_id))
+    session_id = _owned_session(request.user_id, registration.as_uuid(body.session_id))
     name = storage.upload_object_name(request.user_id, sanitize_filename(body.file_name))
     headers = {
         "x-goog-content-length-range": f"1,{body.file_size}",
         "x-goog-if-generation-match": "0",  # create only: the URL cannot replace the object
     }
     if session_id:
-        headers[f"x-goog-meta-{uploads.SESSION_METADATA_KEY}"] = session_id
+        headers[f"x-goog-meta-{registration.SESSION_METADATA_KEY}"] = session_id
     url, expires_at = storage.signed_url(  # the signer adds Host to the dict it is given
         name, method="PUT", content_type=body.mime_type, headers=dict(headers)
     )
@@ -216,7 +199,7 @@ def signed_upload(request: ApiRequest) -> Reply:
 
 
 def _image_id(request: ApiRequest) -> str:
-    image_id = uploads.as_uuid(request.params["image_id"])
+    image_id = registration.as_uuid(request.params["image_id"])
     if image_id is None:
         raise NotFound("no such reference image")
     return image_id

@@ -19,24 +19,22 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Literal
 
-from google.api_core import exceptions as gexc
-
-from shared import config, db, imageinfo, log, storage
-from shared.errors import NotFound, Transient
+from shared import config, db, log, storage
+from shared.errors import NotFound
 from shared.events import StorageObject
-from shared.filenames import sanitize_filename
-from shared.imageinfo import ImageInfo, ImageRejected
 from shared.queries import reference_images
+from shared.uploads import imageinfo
+from shared.uploads.filenames import sanitize_filename
+from shared.uploads.imageinfo import ImageInfo, ImageRejected
+from shared.uploads.quarantine import quarantine
 
 SESSION_METADATA_KEY = "session-id"  # sent by clients as the x-goog-meta-session-id header
 Outcome = Literal["registered", "duplicate", "ignored", "quarantined", "gone"]
 
 _STAMPED_NAME = re.compile(r"\A\d{8}T\d{12}Z_(?P<name>.+)\Z")
-_STORAGE_RETRYABLE = (gexc.ServerError, gexc.TooManyRequests, ConnectionError, TimeoutError)
 
 
 def owner_and_file_name(object_name: str) -> tuple[str, str] | None:
@@ -168,37 +166,3 @@ def register_object(obj: StorageObject, uploaded_at: datetime | None = None) -> 
 def _deleted_by_owner() -> Outcome:
     log.info("deleted by its owner: not registered again", action="register_upload.deleted")
     return "gone"
-
-
-def quarantine(obj: StorageObject, reason: str, message: str) -> Outcome:
-    """Move one object generation to `quarantine/{name}` and log why; idempotent."""
-    bucket = storage.bucket()
-    source = bucket.blob(obj.name, generation=obj.generation)
-    target = bucket.blob(storage.QUARANTINE_PREFIX + obj.name)
-    target.metadata = _quarantine_metadata(obj.metadata, reason, obj.generation)
-    try:
-        token, _, _ = target.rewrite(source)
-        while token is not None:  # large objects are copied in several calls
-            token, _, _ = target.rewrite(source, token=token)
-        bucket.blob(obj.name).delete(if_generation_match=obj.generation)
-    except (gexc.NotFound, gexc.PreconditionFailed):
-        # Another delivery moved it already, or a newer generation replaced it (its own event
-        # decides about that one).
-        log.info("the object generation is gone: nothing to do", action="register_upload.gone")
-        return "gone"
-    except _STORAGE_RETRYABLE as exc:
-        raise Transient(f"storage is unavailable: {type(exc).__name__}") from exc
-    log.warning(
-        f"upload quarantined: {message}",
-        action="register_upload.quarantined",
-        reason=reason,
-        quarantined_as=target.name,
-        size=obj.size,
-    )
-    return "quarantined"
-
-
-def _quarantine_metadata(
-    metadata: Mapping[str, str], reason: str, generation: int | None
-) -> dict[str, str]:
-    return {**metadata, "quarantine-reason": reason, "source-generation": str(generation or "")}

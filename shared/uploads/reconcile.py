@@ -1,7 +1,7 @@
 """Backfill: register every object under `uploads/` that has no row, as the trigger would.
 
 The listing is read page by page and checked against the table a batch at a time (one query per
-batch); each missing object goes through `uploads.register_object`, the trigger's own code, so a
+batch); each missing object goes through `registration.register_object`, the trigger's own code, so a
 run is safe while uploads continue (the database keeps one row per bucket path). Paging stops
 when no page token comes back, which is also how the GCS emulator answers (everything in one
 page), and when a token repeats.
@@ -14,9 +14,10 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from shared import config, db, log, storage, uploads
+from shared import config, db, log, storage
 from shared.events import StorageObject
 from shared.queries import reference_images
+from shared.uploads import registration
 
 ListPage = Callable[[str | None], tuple[list[Any], str | None]]
 Progress = Callable[[dict[str, int]], None]
@@ -95,7 +96,7 @@ def reconcile(
         for path in sorted(missing):
             blob = by_path[path]
             with log.bind(object=blob.name, generation=blob.generation):
-                counts[uploads.register_object(_storage_object(blob), blob.time_created)] += 1
+                counts[registration.register_object(_storage_object(blob), blob.time_created)] += 1
         if progress is not None:
             progress(dict(counts))
     return dict(counts)
