@@ -82,7 +82,8 @@ def _use_stack(env: dict[str, str]) -> None:
 def overhead(env: dict[str, str]) -> tuple[float, float]:
     """(median per-image pipeline overhead, median floor), in milliseconds."""
     _use_stack(env)
-    from shared import db, render, rendering, storage
+    from shared import db, storage
+    from shared.generation import codecs, fallback_renderer, rendering
     from shared.queries import generated_images, job_runs, jobs, sessions, users
 
     with db.transaction() as conn:  # a job ready to render, whose shots nobody else receives
@@ -105,7 +106,7 @@ def overhead(env: dict[str, str]) -> tuple[float, float]:
         job_runs.mark_dispatched(conn, **claim)
     pipeline, drawing, floor = [], [], []
     for index in range(1, SHOTS + 1):
-        spec = render.RenderSpec(
+        spec = fallback_renderer.RenderSpec(
             job_id=str(job["id"]),
             index=index,
             total=SHOTS,
@@ -119,7 +120,7 @@ def overhead(env: dict[str, str]) -> tuple[float, float]:
             aspect_ratio="16:9",
         )
         started = time.perf_counter()
-        image = render.render_fallback(spec)
+        image = fallback_renderer.render_fallback(spec)
         drawing.append(time.perf_counter() - started)
 
         started = time.perf_counter()
@@ -127,7 +128,7 @@ def overhead(env: dict[str, str]) -> tuple[float, float]:
         pipeline.append(time.perf_counter() - started)
 
         started = time.perf_counter()
-        data = render.encode_jpeg(image)
+        data = codecs.encode_jpeg(image)
         name = f"generated/{floor_job['id']}/{index}_floor.jpg"
         storage.write(name, data, "image/jpeg")
         with db.transaction() as conn:

@@ -34,7 +34,8 @@ def peak_rss_mib() -> float:
 def main(runs: int) -> None:
     from PIL import Image, ImageDraw
 
-    from shared.render import RenderSpec, encode_jpeg, load_reference, render_fallback
+    from shared.generation.codecs import encode_jpeg, load_reference
+    from shared.generation.fallback_renderer import RenderSpec, render_fallback
 
     landscape = Image.linear_gradient("L").convert("RGB").resize((1024, 768))
     ImageDraw.Draw(landscape).ellipse((200, 150, 800, 600), (200, 90, 40))

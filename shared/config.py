@@ -98,7 +98,7 @@ class Settings:
     uploads: UploadLimits = field(default_factory=UploadLimits)
     signed_url_ttl_seconds: int = 900
     cors_origins: tuple[str, ...] = ()
-    # Generation jobs (shared/planning.py, rendering.py, sweeper.py). A job not finished
+    # Generation jobs (shared/generation/: planning, rendering, sweeper). A job not finished
     # job_deadline_seconds after it was queued fails. A claim on a plan or a shot lapses
     # render_lease_seconds after its holder's last heartbeat (renewed every third of it), so a
     # killed worker's shot is free again that soon. The sweeper re-drives a job that showed no

@@ -17,7 +17,8 @@ Task = Callable[[], dict[str, Any]]
 
 def tasks() -> dict[str, Task]:
     """Every task by name (imported here so that one task's module does not load the others')."""
-    from shared import purge, sweeper
+    from shared import purge
+    from shared.generation import sweeper
     from shared.uploads import reconcile
 
     return {

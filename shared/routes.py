@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import functools
 
-from shared import generations
 from shared.gallery import routes as gallery
+from shared.generation import routes as generation
 from shared.sessions import routes as sessions
 from shared.uploads import routes as uploads
 from shared.web import auth, health
@@ -21,5 +21,5 @@ def router() -> Router:
     sessions.register(table)
     gallery.register(table)
     uploads.register(table)
-    generations.register(table)
+    generation.register(table)
     return table

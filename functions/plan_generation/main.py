@@ -7,7 +7,8 @@ lease); a duplicate or a redelivery after a crash finishes the same plan, never 
 import functions_framework
 from cloudevents.http import CloudEvent
 
-from shared import events, planning
+from shared import events
+from shared.generation import planning
 
 
 @functions_framework.cloud_event

@@ -7,7 +7,8 @@ lease per shot, an object name derived from the job, and a row unique on (job, i
 import functions_framework
 from cloudevents.http import CloudEvent
 
-from shared import events, rendering
+from shared import events
+from shared.generation import rendering
 
 
 @functions_framework.cloud_event

@@ -2,14 +2,13 @@
 
 An object `uploads/{user_id}/{timestamp}_{file name}` becomes a `reference_images` row keyed by
 its bucket path (idempotent: duplicate and concurrent registrations leave one row). The image is
-identified from ranged reads of the event's object generation (`shared.imageinfo`), so the MIME
+identified from ranged reads of the event's object generation (`imageinfo`), so the MIME
 type comes from the content and the size is as displayed (after EXIF orientation).
 
 Decisions (README, "Uploads"):
 - An object that is not an acceptable image, a name that is not `uploads/{uuid}/{name}`, and a
-  user id with no `users` row are quarantined: copied to `quarantine/{original name}` (with the
-  reason in its metadata) and the original generation deleted, with a warning log line naming
-  the reason. Quarantine, not deletion, keeps the evidence for support and abuse review.
+  user id with no `users` row are quarantined (quarantine.py): moved to `quarantine/{name}`
+  with the reason in its metadata and a warning log line.
 - A session id in the object's metadata that the user does not own (or that is not a uuid) is
   not linked: the image is registered without a session and a warning is logged.
 - Nothing here writes under `uploads/`: the trigger would run on its own output forever.

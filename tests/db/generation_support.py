@@ -170,7 +170,8 @@ _cloud: Cloud | None = None
 
 def forget_clients() -> None:
     """Drop the process's cached settings and clients, so the next use reads the environment."""
-    from shared import config, openai_images, pubsub, storage
+    from shared import config, pubsub, storage
+    from shared.generation import openai_images
 
     config.settings.cache_clear()
     pubsub._publisher = None

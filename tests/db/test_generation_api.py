@@ -11,7 +11,8 @@ import pytest
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
-from shared import config, db, planning, rendering, routes
+from shared import config, db, routes
+from shared.generation import planning, rendering
 from shared.queries import jobs
 from shared.web.dispatch import dispatch
 from tests.db import factories as make
@@ -229,7 +230,7 @@ def test_a_session_lists_its_jobs_newest_first_by_status_in_pages(cloud, alice, 
 
 
 def test_a_job_whose_request_was_never_published_is_not_lost(cloud, alice):
-    from shared import sweeper
+    from shared.generation import sweeper
 
     with db.transaction() as conn:  # as if the publish after the commit had failed
         job = make.job(conn, alice, make.session(conn, alice), number_of_shots=1)

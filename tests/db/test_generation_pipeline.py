@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
-from shared import config, db, generations, openai_images, planning, rendering
+from shared import config, db
 from shared.errors import Transient
-from shared.generations import GenerationRequest
+from shared.generation import openai_images, planning, rendering, service
+from shared.generation.models import GenerationRequest
 from shared.queries import job_runs, jobs
 from tests.db import factories as make
 from tests.db import generation_support as support
@@ -53,7 +54,7 @@ def submit(owner: dict[str, Any] | None = None, **fields: Any) -> dict[str, Any]
         with db.transaction() as conn:
             owner = make.user(conn)
     fields.setdefault("prompt", "a lighthouse on a cliff at dusk")
-    job, _ = generations.create(owner["id"], GenerationRequest.model_validate(fields))
+    job, _ = service.create(owner["id"], GenerationRequest.model_validate(fields))
     return job
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from shared import config, db, job_events, maintenance, planning, rendering, sweeper
+from shared import config, db, maintenance
+from shared.generation import job_events, planning, rendering, sweeper
 from shared.queries import job_runs
 from tests.db import factories as make
 from tests.db import generation_support as support

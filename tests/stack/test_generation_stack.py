@@ -270,7 +270,8 @@ def test_an_outage_beyond_the_last_attempt_is_dead_lettered_and_the_job_fails(ge
 def _sweep(stack: Stack, **settings: str) -> dict[str, Any]:
     """One sweep in this process, against the stack, without waiting for a stall period
     (it sweeps every quiet unfinished job of the stack, not only this module's)."""
-    from shared import db, sweeper
+    from shared import db
+    from shared.generation import sweeper
     from tests.db.generation_support import forget_clients
 
     names = ("DATABASE_URL", "GCP_PROJECT", "BUCKET_NAME", "PUBSUB_EMULATOR_HOST")

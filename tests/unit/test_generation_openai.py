@@ -10,9 +10,10 @@ import openai
 import pytest
 
 from infra import manifest
-from shared import config, openai_images, planning, rendering
+from shared import config
 from shared.errors import InvalidInput
 from shared.events import PubSubMessage
+from shared.generation import openai_images, planning, rendering
 from tests import imagefactory
 from tools.fake_openai import FakeOpenAI
 

@@ -9,15 +9,13 @@ from fractions import Fraction
 import pytest
 from PIL import Image, ImageChops, ImageDraw, ImageFont, ImageStat
 
-from shared.render import (
+from shared.generation.codecs import encode_jpeg, load_reference, thumbnail_jpeg
+from shared.generation.fallback_renderer import (
     ASPECT_RATIOS,
     RenderSpec,
     _wrap,
-    encode_jpeg,
     image_size,
-    load_reference,
     render_fallback,
-    thumbnail_jpeg,
 )
 
 SPEC = RenderSpec(

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared import config, db, job_events, log, pubsub
+from shared import config, db, log, pubsub
 from shared.errors import AppError
+from shared.generation import job_events
 from shared.queries import job_runs
 
 BATCH = 200

@@ -20,10 +20,11 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from shared import claims, config, db, job_events, log, openai_images, pubsub
+from shared import config, db, log, pubsub
 from shared.errors import InvalidInput
 from shared.events import PubSubMessage
-from shared.openai_images import ModelUnavailable
+from shared.generation import claims, job_events, openai_images
+from shared.generation.openai_images import ModelUnavailable
 from shared.queries import job_runs, jobs
 from shared.vocabulary import FINISHED_STATUSES
 

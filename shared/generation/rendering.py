@@ -26,9 +26,10 @@ from typing import Any
 
 from PIL import Image
 
-from shared import claims, config, db, job_events, log, openai_images, render, storage
+from shared import config, db, log, storage
 from shared.errors import InvalidInput, NotFound
 from shared.events import PubSubMessage
+from shared.generation import claims, codecs, fallback_renderer, job_events, openai_images
 from shared.queries import generated_images, job_runs, jobs
 from shared.vocabulary import FINISHED_STATUSES
 
@@ -103,7 +104,7 @@ def _references(job: dict[str, Any]) -> list[openai_images.Reference]:
 
 def _produce(job: dict[str, Any], index: int) -> Shot:
     references = _references(job)
-    size = render.image_size(job["aspect_ratio"])
+    size = fallback_renderer.image_size(job["aspect_ratio"])
     settings = config.settings().openai
     if settings.enabled:
         try:
@@ -113,7 +114,7 @@ def _produce(job: dict[str, Any], index: int) -> Shot:
             if not settings.fallback_on_error:
                 raise
             log.warning(f"fallback after: {error.message}", action="render.fallback", index=index)
-    spec = render.RenderSpec(
+    spec = fallback_renderer.RenderSpec(
         job_id=str(job["id"]),
         index=index,
         total=job["number_of_shots"],
@@ -125,10 +126,10 @@ def _produce(job: dict[str, Any], index: int) -> Shot:
         lighting=job["lighting"],
         weather=job["weather"],
         aspect_ratio=job["aspect_ratio"],
-        references=tuple(render.load_reference(data) for _, data, _ in references),
+        references=tuple(codecs.load_reference(data) for _, data, _ in references),
     )
-    image = render.render_fallback(spec)
-    return Shot(render.encode_jpeg(image), image.size, image, "fallback")
+    image = fallback_renderer.render_fallback(spec)
+    return Shot(codecs.encode_jpeg(image), image.size, image, "fallback")
 
 
 def _decoded(data: bytes) -> Shot:
@@ -145,14 +146,14 @@ def _decoded(data: bytes) -> Shot:
         raise openai_images.ModelRequestInvalid(
             "The image service returned no decodable image."
         ) from exc
-    return Shot(render.encode_jpeg(image), size, image, "openai")
+    return Shot(codecs.encode_jpeg(image), size, image, "openai")
 
 
 def _store(shot: Shot, name: str, thumbnail: str) -> None:
     """Write the image and its thumbnail (the names are the job's: a retry overwrites them)."""
     metadata = {"generation_method": shot.method}
     storage.write(name, shot.jpeg, "image/jpeg", metadata)
-    preview = render.thumbnail_jpeg(shot.preview, THUMBNAIL_SIDE)[0]
+    preview = codecs.thumbnail_jpeg(shot.preview, THUMBNAIL_SIDE)[0]
     storage.write(thumbnail, preview, "image/jpeg", metadata)
 
 

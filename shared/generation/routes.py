@@ -1,0 +1,136 @@
+"""Generation jobs over HTTP.
+
+POST /v1/generations                      validate, record and queue the job; 202 with the job.
+                                          Idempotency-Key: same key and body → the same job;
+                                          same key, another body → 409.
+GET  /v1/generations/{id}                 the job, its progress, references and images.
+POST /v1/generations/{id}/cancel          pending/processing → cancelled (409 otherwise).
+POST /v1/generations/{id}/retry           failed/cancelled → pending, queued again (409 otherwise).
+GET  /v1/sessions/{id}/generations        a session's jobs, newest first, ?status=, cursor pages.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from shared import db
+from shared.errors import InvalidInput, NotFound
+from shared.generation import service
+from shared.generation.models import GenerationRequest, JobListQuery
+from shared.queries import jobs, sessions
+from shared.web import pagination
+from shared.web.request import ApiRequest
+from shared.web.router import Header, Reply, Router
+
+IDEMPOTENCY_KEY = Header(
+    "Idempotency-Key",
+    "Makes the request safe to repeat: the same key with the same body answers the job it "
+    "created (with `Idempotent-Replayed: true`); the same key with another body is a 409.",
+    max_length=255,
+)
+
+
+def register(router: Router) -> None:
+    """Add the generation routes to the api's route table (with what the OpenAPI document says)."""
+    tags = ("generations",)
+    router.add(
+        "POST",
+        "/v1/generations",
+        create_route,
+        operation_id="generations_create_route",
+        body=GenerationRequest,
+        status=202,
+        errors=(404, 409),
+        tags=tags,
+        headers=(IDEMPOTENCY_KEY,),
+    )
+    router.add(
+        "GET",
+        "/v1/generations/{job_id}",
+        get_route,
+        operation_id="generations_get_route",
+        tags=tags,
+    )
+    router.add(
+        "POST",
+        "/v1/generations/{job_id}/cancel",
+        cancel_route,
+        operation_id="generations_cancel_route",
+        errors=(409,),
+        tags=tags,
+    )
+    router.add(
+        "POST",
+        "/v1/generations/{job_id}/retry",
+        retry_route,
+        operation_id="generations_retry_route",
+        status=202,
+        errors=(409,),
+        tags=tags,
+    )
+    router.add(
+        "GET",
+        "/v1/sessions/{session_id}/generations",
+        list_route,
+        operation_id="generations_list_route",
+        query=JobListQuery,
+        tags=tags,
+    )
+
+
+def create_route(request: ApiRequest) -> Reply:
+    """Create a generation job (202); honours Idempotency-Key."""
+    key = request.raw.headers.get(IDEMPOTENCY_KEY.name)
+    if key is not None and not 1 <= len(key) <= IDEMPOTENCY_KEY.max_length:
+        raise InvalidInput(f"Idempotency-Key must be 1 to {IDEMPOTENCY_KEY.max_length} characters")
+    job, replayed = service.create(request.user_id, request.body(GenerationRequest), key)
+    headers = {"Location": f"/v1/generations/{job['id']}"}
+    if replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return Reply(202, service.job_resource(job["id"]), headers)
+
+
+def get_route(request: ApiRequest) -> Reply:
+    """A generation job with its progress, references and images."""
+    with db.transaction() as conn:
+        job = service.owned(conn, request.params["job_id"], request.user_id)
+    return Reply(200, service.job_resource(job["id"]))
+
+
+def cancel_route(request: ApiRequest) -> Reply:
+    """Stop a pending or processing job; nothing more is rendered for it."""
+    return Reply(
+        200, service.job_resource(service.cancel(request.params["job_id"], request.user_id)["id"])
+    )
+
+
+def retry_route(request: ApiRequest) -> Reply:
+    """Run a failed or cancelled job again; the shots it already has are kept."""
+    return Reply(
+        202, service.job_resource(service.retry(request.params["job_id"], request.user_id)["id"])
+    )
+
+
+def list_route(request: ApiRequest) -> Reply:
+    """A session's jobs, newest first; ?status= filters, ?limit=&cursor= pages."""
+    session_id = request.params["session_id"]
+    query = request.query_model(JobListQuery)
+    status, limit, after = query.status, query.limit, pagination.decode(query.cursor)
+    with db.transaction() as conn:
+        try:
+            uuid.UUID(session_id)
+            found = sessions.get_owned(conn, session_id=session_id, user_id=request.user_id)
+        except ValueError:
+            found = None
+        if found is None:
+            raise NotFound("no such session")
+        page = jobs.list_for_session(
+            conn,
+            session_id=session_id,
+            user_id=request.user_id,
+            limit=limit + 1,
+            status=status,
+            after=after,
+        )
+    body = pagination.page(page, limit, lambda r: (r["created_at"], r["id"]), service.job_summary)
+    return Reply(200, body)

@@ -1,0 +1,177 @@
+"""The job service behind the generation routes: record and queue a job, cancel, retry, and a
+job as the API shows it.
+
+Creating a job records it `pending` with its reference links (and a "New Session" if none is
+named) in one transaction, then publishes {"job_id"} to generation-requests; the same
+Idempotency-Key and body answer the same job, another body a 409. A request that cannot be
+published after its job is recorded is not lost: the sweeper re-drives pending jobs. Another
+user's ids answer 404, in paths and in bodies alike.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from shared import config, db, log, pubsub, resources
+from shared.db import ConstraintViolation
+from shared.errors import Conflict, NotFound, Transient
+from shared.generation import job_events
+from shared.generation.models import GenerationRequest
+from shared.queries import generated_images, job_runs, jobs, sessions
+
+IDEMPOTENCY_INDEX = "generation_jobs_user_idempotency_key_idx"
+# Columns the service keeps for itself: never part of a response.
+_INTERNAL = (
+    "leases",
+    "request_hash",
+    "dispatched_at",
+    "redrives",
+    "deadline_at",
+    "event_lease_until",
+    "event_published_at",
+    "reference_image_urls",
+    "done",
+)
+
+
+def create(
+    user_id: Any, request: GenerationRequest, idempotency_key: str | None = None
+) -> tuple[dict[str, Any], bool]:
+    """Record and queue a job; returns (job, replayed)."""
+    fingerprint = request.fingerprint()
+    try:
+        with db.transaction() as conn:
+            if idempotency_key is not None:
+                earlier = jobs.get_by_idempotency_key(conn, user_id=user_id, key=idempotency_key)
+                if earlier is not None:
+                    return _replay(earlier, fingerprint), True
+            job = _record(conn, user_id, request, idempotency_key, fingerprint)
+    except ConstraintViolation as violation:
+        if violation.constraint != IDEMPOTENCY_INDEX or idempotency_key is None:
+            raise
+        with db.transaction() as conn:  # a concurrent request with the key won the insert
+            earlier = jobs.get_by_idempotency_key(conn, user_id=user_id, key=idempotency_key)
+        assert earlier is not None
+        return _replay(earlier, fingerprint), True
+    queue(job["id"])
+    return job, False
+
+
+def _record(
+    conn: Any, user_id: Any, request: GenerationRequest, key: str | None, fingerprint: str
+) -> dict[str, Any]:
+    if request.session_id is None:
+        session_id = sessions.create(conn, user_id=user_id)["id"]
+    elif sessions.get_owned(conn, session_id=request.session_id, user_id=user_id) is None:
+        raise NotFound("no such session", details={"session_id": request.session_id})
+    else:
+        session_id = request.session_id
+    fields = request.model_dump(exclude={"session_id", "reference_image_ids"})
+    job = jobs.create(
+        conn,
+        user_id=user_id,
+        session_id=session_id,
+        idempotency_key=key,
+        request_hash=fingerprint,
+        deadline_seconds=config.settings().job_deadline_seconds,
+        **fields,
+    )
+    wanted = sorted({r.lower() for r in request.reference_image_ids})
+    if wanted:
+        linked = jobs.link_references(conn, job_id=job["id"], user_id=user_id, reference_ids=wanted)
+        if linked != len(wanted):
+            raise NotFound(
+                "a reference image does not exist", details={"reference_image_ids": wanted}
+            )
+    return job
+
+
+def _replay(earlier: dict[str, Any], fingerprint: str) -> dict[str, Any]:
+    if earlier["request_hash"] != fingerprint:
+        raise Conflict(
+            "this Idempotency-Key was used with another request body", code="idempotency_key_reused"
+        )
+    return earlier
+
+
+def queue(job_id: Any) -> None:
+    """Publish the generation request; if that fails the sweeper re-drives the pending job."""
+    try:
+        pubsub.publish(config.settings().topics.generation_requests, {"job_id": str(job_id)})
+    except Transient as error:
+        log.warning(f"queued later by the sweeper: {error.message}", action="generation.unqueued")
+
+
+def owned(conn: Any, job_id: str, user_id: Any) -> dict[str, Any]:
+    """The caller's job, or 404 (also for another user's and for malformed ids)."""
+    try:
+        uuid.UUID(job_id)
+    except ValueError:
+        raise NotFound("no such generation") from None
+    job = jobs.get_with_references(conn, job_id=job_id, user_id=user_id)
+    if job is None:
+        raise NotFound("no such generation")
+    return job
+
+
+def cancel(job_id: str, user_id: Any) -> dict[str, Any]:
+    with db.transaction() as conn:
+        job = job_runs.cancel(
+            conn,
+            job_id=owned(conn, job_id, user_id)["id"],
+            user_id=user_id,
+            event_lease_seconds=job_events.EVENT_LEASE_SECONDS,
+        )
+        current = job or owned(conn, job_id, user_id)
+    if job is None:
+        raise Conflict(f"a {current['status']} job cannot be cancelled", code="invalid_state")
+    job_events.publish_finished(job)
+    return job
+
+
+def retry(job_id: str, user_id: Any) -> dict[str, Any]:
+    with db.transaction() as conn:
+        current = owned(conn, job_id, user_id)
+    if current["status"] in ("failed", "cancelled") and current["event_published_at"] is None:
+        job_events.flush(current["id"])  # its finish is announced before it runs again
+    with db.transaction() as conn:
+        job = job_runs.retry(
+            conn,
+            job_id=current["id"],
+            user_id=user_id,
+            deadline_seconds=config.settings().job_deadline_seconds,
+        )
+        current = job or owned(conn, job_id, user_id)
+    if job is None:
+        if current["status"] in ("failed", "cancelled"):
+            raise Conflict("the job is still finishing; try again shortly", code="finishing")
+        raise Conflict(f"a {current['status']} job cannot be retried", code="invalid_state")
+    queue(job["id"])
+    return job
+
+
+def _fields(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in row.items() if k not in _INTERNAL}
+
+
+def job_resource(job_id: Any) -> dict[str, Any]:
+    """The full job: parameters, status, progress, references and images with signed URLs."""
+    with db.transaction() as conn:
+        job = jobs.get(conn, job_id)
+        references = jobs.references(conn, job_id)
+        images = generated_images.list_for_job(conn, job_id)
+    assert job is not None
+    resource = _fields(job)
+    resource["progress"] = {"done": len(images), "total": job["number_of_shots"]}
+    resource["reference_images"] = [resources.reference_image(r) for r in references]
+    resource["reference_image_urls"] = [r["url"] for r in resource["reference_images"]]
+    resource["images"] = [resources.generated_image(i) for i in images]
+    return resource
+
+
+def job_summary(row: dict[str, Any]) -> dict[str, Any]:
+    """A job in a list: its fields, progress and reference ids (no URLs to sign)."""
+    resource = _fields(row)
+    resource["progress"] = {"done": row["done"], "total": row["number_of_shots"]}
+    return resource
