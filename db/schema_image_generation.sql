@@ -89,7 +89,7 @@ CREATE TABLE IF NOT EXISTS generation_jobs (
     idempotency_key    text CONSTRAINT generation_jobs_idempotency_key_check
                        CHECK (length(idempotency_key) BETWEEN 1 AND 255),
     request_hash       text,
-    -- Delivery bookkeeping (shared/planning.py, shared/rendering.py, shared/sweeper.py):
+    -- Delivery bookkeeping (shared/generation/: planning, rendering, sweeper):
     -- leases: {"plan" | "<shot index>": {"token": ..., "until": ...}}, claims kept alive by
     -- their holder's heartbeat; a key whose "until" has passed is free to claim again.
     leases             jsonb NOT NULL DEFAULT '{}',
