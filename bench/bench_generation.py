@@ -84,6 +84,7 @@ def overhead(env: dict[str, str]) -> tuple[float, float]:
     _use_stack(env)
     from shared import db, storage
     from shared.generation import codecs, fallback_renderer, rendering
+    from shared.generation.parameters import JobParameters
     from shared.queries import generated_images, job_runs, jobs, sessions, users
 
     with db.transaction() as conn:  # a job ready to render, whose shots nobody else receives
@@ -93,12 +94,17 @@ def overhead(env: dict[str, str]) -> tuple[float, float]:
             conn,
             user_id=user["id"],
             session_id=session["id"],
-            prompt="a fox",
-            number_of_shots=SHOTS,
-            aspect_ratio="16:9",
+            parameters=JobParameters(
+                prompt="a fox", number_of_shots=SHOTS, aspect_ratio="16:9"
+            ).columns(),
+            deadline_seconds=900,
         )
         floor_job = jobs.create(
-            conn, user_id=user["id"], session_id=None, prompt="floor", number_of_shots=SHOTS
+            conn,
+            user_id=user["id"],
+            session_id=None,
+            parameters=JobParameters(prompt="floor", number_of_shots=SHOTS).columns(),
+            deadline_seconds=900,
         )
         claim = {"job_id": job["id"], "token": CLAIM}
         job_runs.claim_plan(conn, seconds=60, **claim)
@@ -109,15 +115,8 @@ def overhead(env: dict[str, str]) -> tuple[float, float]:
         spec = fallback_renderer.RenderSpec(
             job_id=str(job["id"]),
             index=index,
-            total=SHOTS,
             prompt="a fox",
-            shot_type=None,
-            camera_angle=None,
-            style=None,
-            location=None,
-            lighting=None,
-            weather=None,
-            aspect_ratio="16:9",
+            parameters=JobParameters(prompt="a fox", number_of_shots=SHOTS, aspect_ratio="16:9"),
         )
         started = time.perf_counter()
         image = fallback_renderer.render_fallback(spec)

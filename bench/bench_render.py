@@ -36,22 +36,29 @@ def main(runs: int) -> None:
 
     from shared.generation.codecs import encode_jpeg, load_reference
     from shared.generation.fallback_renderer import RenderSpec, render_fallback
+    from shared.generation.parameters import JobParameters
 
     landscape = Image.linear_gradient("L").convert("RGB").resize((1024, 768))
     ImageDraw.Draw(landscape).ellipse((200, 150, 800, 600), (200, 90, 40))
+    prompt = (
+        "A lighthouse on a cliff above a stormy sea at dusk, waves breaking on the rocks, "
+        "gulls in the wind, one warm window lit " * 2
+    )
     spec = RenderSpec(
         job_id="bench-job",
         index=1,
-        total=4,
-        prompt="A lighthouse on a cliff above a stormy sea at dusk, waves breaking on the rocks, "
-        "gulls in the wind, one warm window lit " * 2,
-        shot_type="wide shot",
-        camera_angle="low angle",
-        style="cinematic",
-        location="Brittany",
-        lighting="golden hour",
-        weather="rain",
-        aspect_ratio="16:9",
+        prompt=prompt,
+        parameters=JobParameters.model_construct(  # free text: the renderer matches keywords
+            prompt=prompt,
+            number_of_shots=4,
+            shot_type="wide shot",
+            camera_angle="low angle",
+            style="cinematic",
+            location="Brittany",
+            lighting="golden hour",
+            weather="rain",
+            aspect_ratio="16:9",
+        ),
         references=(landscape, Image.new("RGB", (640, 480), (0, 200, 170))),
     )
     rendered = render_fallback(spec)

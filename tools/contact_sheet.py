@@ -9,15 +9,9 @@ from typing import Any
 
 import requests
 
-PARAMETERS = (
-    "shot_type",
-    "camera_angle",
-    "style",
-    "location",
-    "lighting",
-    "weather",
-    "aspect_ratio",
-)
+from shared.generation.parameters import JobParameters
+
+PARAMETERS = tuple(name for name in JobParameters.model_fields if name != "prompt")
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2rem; background: #f5f4f0; color: #222; }
@@ -36,6 +30,10 @@ def _download(url: str, target: Path) -> None:
         response.raise_for_status()
         with target.open("wb") as out:
             shutil.copyfileobj(response.raw, out)
+
+
+def _or_dash(value: Any) -> Any:
+    return "—" if value is None or value == "" else value
 
 
 def _figure(src: str, caption: str) -> str:
@@ -79,7 +77,7 @@ def write(
             )
         )
     parameters = "".join(
-        f"<dt>{html.escape(name)}</dt><dd>{html.escape(str(job.get(name) or '—'))}</dd>"
+        f"<dt>{html.escape(name)}</dt><dd>{html.escape(str(_or_dash(job.get(name))))}</dd>"
         for name in (*PARAMETERS, "generation_method", "model_used")
     )
     page = f"""<!doctype html>

@@ -16,6 +16,8 @@ from typing import TypeVar
 
 from PIL import Image, ImageDraw, ImageFilter, ImageFont, ImageOps
 
+from shared.generation.parameters import JobParameters
+
 RGB = tuple[int, ...]
 Box = tuple[float, ...]
 Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
@@ -32,7 +34,6 @@ _SIZES: dict[str, tuple[int, int]] = {
     "3:2": (1536, 1024),
     "2:3": (1024, 1536),
 }
-ASPECT_RATIOS: tuple[str, ...] = tuple(_SIZES)
 _SCALE = 4  # the backdrop is drawn at 1/4 size, blurred and scaled up: soft, and cheap
 
 # Keyword tables: the first entry whose keyword occurs in the value wins.
@@ -80,19 +81,13 @@ _WEATHER = (
 
 @dataclass(frozen=True)
 class RenderSpec:
-    """One shot to render: the job's parameters, the shot's prompt and the reference images."""
+    """One shot to render: the job's parameters, the prompt to show (the job's generated one)
+    and the reference images. The settings are matched by keyword, so free text works too."""
 
     job_id: str
     index: int
-    total: int
     prompt: str
-    shot_type: str | None
-    camera_angle: str | None
-    style: str | None
-    location: str | None
-    lighting: str | None
-    weather: str | None
-    aspect_ratio: str
+    parameters: JobParameters
     references: tuple[Image.Image, ...] = ()
 
 
@@ -126,10 +121,10 @@ def _dominant_colours(image: Image.Image, count: int = 3) -> list[RGB]:
 
 def _palette(spec: RenderSpec) -> tuple[list[RGB], list[RGB], str]:
     """Background colours, accent colours and light source from style, lighting and references."""
-    style = (spec.style or "").lower()
+    style = (spec.parameters.style or "").lower()
     fallback = _STYLES[hashlib.sha256(style.encode()).digest()[0] % len(_STYLES)][1]
     base = _hex(_match(style, _STYLES, fallback) if style else _NATURAL)
-    tint, amount, brightness, light = _match(spec.lighting, _LIGHTS, _DAYLIGHT)
+    tint, amount, brightness, light = _match(spec.parameters.lighting, _LIGHTS, _DAYLIGHT)
     refs = [c for ref in spec.references[:4] for c in _dominant_colours(ref)]
     if refs:
         base = [_mix(c, refs[i % len(refs)], 0.5) for i, c in enumerate(base)]
@@ -178,7 +173,7 @@ def _scene(spec: RenderSpec, size: tuple[int, int], rng: random.Random) -> tuple
     """The soft background, drawn at low resolution and scaled up; and the subject's box."""
     colours, accents, light = _palette(spec)
     w, h = size[0] // _SCALE, size[1] // _SCALE
-    horizon, tilt = _match(spec.camera_angle, _ANGLES, (0.62, 0.0))
+    horizon, tilt = _match(spec.parameters.camera_angle, _ANGLES, (0.62, 0.0))
 
     def y_at(x: float) -> float:
         return h * (horizon + tilt * (x / w - 0.5))
@@ -208,14 +203,14 @@ def _scene(spec: RenderSpec, size: tuple[int, int], rng: random.Random) -> tuple
         ImageDraw.Draw(ground).line([(0, row), (w, row)], colour)
     ImageDraw.Draw(mask).polygon([(0, y_at(0)), (w, y_at(w)), (w, h), (0, h)], 255)
     image.paste(ground, mask=mask)
-    weather = _match(spec.weather, _WEATHER, "")
+    weather = _match(spec.parameters.weather, _WEATHER, "")
     for _ in range(16 if weather in ("fog", "cloud") else 0):
         x = rng.uniform(-0.1, 1.1) * w
         y = y_at(x) - h * rng.uniform(0.0, 0.12 if weather == "fog" else 0.5)
         rx, ry = w * rng.uniform(0.08, 0.2), h * rng.uniform(0.03, 0.07)
         draw.ellipse((x - rx, y - ry, x + rx, y + ry), (236, 238, 242, 100))
     x = w * (0.34 if spec.references or rng.random() < 0.5 else 0.66)
-    d = h * _match(spec.shot_type, _SHOTS, 0.09)
+    d = h * _match(spec.parameters.shot_type, _SHOTS, 0.09)
     figure = _mix(_mix(colours[3], colours[0], 0.2), (0, 0, 0), 0.35)
     box = _figure(image, x, max(y_at(x) + 0.06 * h, 0.13 * h + 7.5 * d), d, figure)
     vignette = Image.radial_gradient("L").point(lambda v: v * (0.7 if light == "spot" else 0.4))
@@ -240,14 +235,14 @@ def _particles(image: Image.Image, spec: RenderSpec, rng: random.Random) -> None
     """Rain, snow or stars, drawn sharp at full resolution."""
     w, h = image.size
     draw = ImageDraw.Draw(image, "RGBA")
-    weather = _match(spec.weather, _WEATHER, "")
+    weather = _match(spec.parameters.weather, _WEATHER, "")
     for _ in range(180 if weather in ("rain", "snow") else 0):
         x, y, n = rng.uniform(0, w * 1.1), rng.uniform(-0.05, 1) * h, h * rng.uniform(0.02, 0.05)
         if weather == "rain":
             draw.line([(x, y), (x - 0.3 * n, y + n)], (210, 220, 236, 90), width=2)
         else:
             draw.ellipse((x - n / 12, y - n / 12, x + n / 12, y + n / 12), (255, 255, 255, 190))
-    if _match(spec.lighting, _LIGHTS, _DAYLIGHT)[3] == "moon":
+    if _match(spec.parameters.lighting, _LIGHTS, _DAYLIGHT)[3] == "moon":
         for _ in range(90):
             x, y, r = rng.uniform(0, w), rng.uniform(0, 0.45) * h, rng.uniform(0.6, 1.8)
             draw.ellipse((x - r, y - r, x + r, y + r), (255, 255, 240, rng.randint(90, 230)))
@@ -291,9 +286,10 @@ def _panel(image: Image.Image, spec: RenderSpec, margin: int) -> int:
     small = ImageFont.load_default(size=round(min(w, h) * 0.024))
     width = w - 2 * (margin + pad)
     lines = _wrap(_displayable(spec.prompt), font, width, max(2, int(h * 0.2 / line_h)))
-    shot = f"shot {spec.index}/{spec.total} · fallback render"
-    fields = (spec.style, spec.lighting, spec.camera_angle, spec.shot_type, spec.location)
-    caption = " · ".join(filter(None, (shot, *fields, spec.weather, spec.aspect_ratio)))
+    asked = spec.parameters
+    shot = f"shot {spec.index}/{asked.number_of_shots} · fallback render"
+    fields = (asked.style, asked.lighting, asked.camera_angle, asked.shot_type, asked.location)
+    caption = " · ".join(filter(None, (shot, *fields, asked.weather, asked.aspect_ratio)))
     top = h - margin - 2 * pad - round((len(lines) + 0.8) * line_h)
     box = (margin, top, w - margin, h - margin)
     draw.rounded_rectangle(box, pad, (12, 14, 22, 150), (255, 255, 255, 48), width=2)
@@ -309,7 +305,7 @@ def _panel(image: Image.Image, spec: RenderSpec, margin: int) -> int:
 
 def render_fallback(spec: RenderSpec) -> Image.Image:
     """A synthetic stand-in for one shot: the same spec always gives the same pixels."""
-    w, h = size = image_size(spec.aspect_ratio)
+    w, h = size = image_size(spec.parameters.aspect_ratio)
     digest = hashlib.sha256(f"{spec.job_id}\x00{spec.index}".encode()).digest()
     rng = random.Random(int.from_bytes(digest[:8], "big"))  # noqa: S311 - decoration, not secrets
     image, subject = _scene(spec, size, rng)

@@ -25,6 +25,7 @@ from shared.errors import InvalidInput
 from shared.events import PubSubMessage
 from shared.generation import claims, job_events, openai_images
 from shared.generation.openai_images import ModelUnavailable
+from shared.generation.parameters import JobParameters
 from shared.queries import job_runs, jobs
 from shared.vocabulary import FINISHED_STATUSES
 
@@ -41,26 +42,27 @@ def _words(value: str | None) -> str | None:
     return value.replace("_", " ") if value else None
 
 
-def brief(job: dict[str, Any]) -> str:
+def brief(asked: JobParameters) -> str:
     """The prompt and every parameter as one deterministic text."""
-    parts = [job["prompt"].strip().rstrip(".") + "."]
+    parts = [asked.prompt.strip().rstrip(".") + "."]
     framing = [
-        f"{_words(job['shot_type'])} shot" if job["shot_type"] else None,
-        f"{_words(job['camera_angle'])} camera angle" if job["camera_angle"] else None,
-        f"{_words(job['style'])} style" if job["style"] else None,
+        f"{_words(asked.shot_type)} shot" if asked.shot_type else None,
+        f"{_words(asked.camera_angle)} camera angle" if asked.camera_angle else None,
+        f"{_words(asked.style)} style" if asked.style else None,
     ]
     if any(framing):
         parts.append(", ".join(f for f in framing if f).capitalize() + ".")
     for label in ("location", "lighting", "weather"):
-        if job[label]:
-            parts.append(f"{label.capitalize()}: {job[label].strip()}.")
-    parts.append(f"Aspect ratio {job['aspect_ratio']}.")
+        setting = getattr(asked, label)
+        if setting:
+            parts.append(f"{label.capitalize()}: {setting.strip()}.")
+    parts.append(f"Aspect ratio {asked.aspect_ratio}.")
     return " ".join(parts)
 
 
-def write_prompt(job: dict[str, Any]) -> str:
+def write_prompt(asked: JobParameters) -> str:
     """The text model's prompt for the job, or the brief itself (see the module docstring)."""
-    text = brief(job)
+    text = brief(asked)
     settings = config.settings().openai
     if not settings.enabled:
         return text
@@ -85,7 +87,7 @@ def plan(job_id: Any) -> None:
         return
     with claims.held(job_id, "plan", token):
         if job["status"] == "pending":
-            prompt = job["generated_prompt"] or write_prompt(job)
+            prompt = job["generated_prompt"] or write_prompt(JobParameters.of(job))
             with db.transaction() as conn:
                 job = job_runs.start(conn, job_id=job_id, token=token, generated_prompt=prompt)
             if job is None:

@@ -30,6 +30,7 @@ from shared import config, db, log, storage
 from shared.errors import InvalidInput, NotFound
 from shared.events import PubSubMessage
 from shared.generation import claims, codecs, fallback_renderer, job_events, openai_images
+from shared.generation.parameters import MAX_SHOTS, JobParameters
 from shared.queries import generated_images, job_runs, jobs
 from shared.vocabulary import FINISHED_STATUSES
 
@@ -52,8 +53,10 @@ def shot_of(message: PubSubMessage) -> tuple[uuid.UUID, int]:
         job_id = uuid.UUID(str(message.data["job_id"]))
     except (KeyError, ValueError) as exc:
         raise InvalidInput("a render request needs a job_id", code="malformed_event") from exc
-    if type(index) is not int or not 1 <= index <= 10:
-        raise InvalidInput("a render request needs an index from 1 to 10", code="malformed_event")
+    if type(index) is not int or not 1 <= index <= MAX_SHOTS:
+        raise InvalidInput(
+            f"a render request needs an index from 1 to {MAX_SHOTS}", code="malformed_event"
+        )
     return job_id, index
 
 
@@ -117,15 +120,8 @@ def _produce(job: dict[str, Any], index: int) -> Shot:
     spec = fallback_renderer.RenderSpec(
         job_id=str(job["id"]),
         index=index,
-        total=job["number_of_shots"],
         prompt=job["generated_prompt"],
-        shot_type=job["shot_type"],
-        camera_angle=job["camera_angle"],
-        style=job["style"],
-        location=job["location"],
-        lighting=job["lighting"],
-        weather=job["weather"],
-        aspect_ratio=job["aspect_ratio"],
+        parameters=JobParameters.of(job),
         references=tuple(codecs.load_reference(data) for _, data, _ in references),
     )
     image = fallback_renderer.render_fallback(spec)

@@ -67,15 +67,14 @@ def _record(
         raise NotFound("no such session", details={"session_id": request.session_id})
     else:
         session_id = request.session_id
-    fields = request.model_dump(exclude={"session_id", "reference_image_ids"})
     job = jobs.create(
         conn,
         user_id=user_id,
         session_id=session_id,
+        parameters=request.columns(),
         idempotency_key=key,
         request_hash=fingerprint,
         deadline_seconds=config.settings().job_deadline_seconds,
-        **fields,
     )
     wanted = sorted({r.lower() for r in request.reference_image_ids})
     if wanted:

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from shared.db import Connection, execute, one, rows
 
+# The parameters are shared/generation/parameters.py's JobParameters, defaults applied
+# (tests/db/test_schema.py holds this statement's parameters equal to its fields).
 _CREATE = """
 INSERT INTO generation_jobs
     (user_id, session_id, prompt, shot_type, camera_angle, style, location, lighting, weather,
      is_custom_enabled, aspect_ratio, number_of_shots, idempotency_key, request_hash, deadline_at)
 VALUES
     (:user_id, :session_id, :prompt, :shot_type, :camera_angle, :style, :location, :lighting,
-     :weather, COALESCE(:is_custom_enabled, false), COALESCE(:aspect_ratio, '1:1'),
-     COALESCE(:number_of_shots, 1), :idempotency_key, :request_hash,
-     now() + make_interval(secs => COALESCE(:deadline_seconds, 900)))
+     :weather, :is_custom_enabled, :aspect_ratio, :number_of_shots, :idempotency_key,
+     :request_hash, now() + make_interval(secs => :deadline_seconds))
 RETURNING *
 """
 
@@ -37,27 +39,30 @@ SELECT gj.*,
  GROUP BY gj.id
 """
 
-JOB_FIELDS = (
-    "session_id",
-    "prompt",
-    "shot_type",
-    "camera_angle",
-    "style",
-    "location",
-    "lighting",
-    "weather",
-    "is_custom_enabled",
-    "aspect_ratio",
-    "number_of_shots",
-    "idempotency_key",
-    "request_hash",
-    "deadline_seconds",
-)
 
-
-def create(conn: Connection, *, user_id: Any, **fields: Any) -> dict[str, Any]:
-    params = {name: fields.get(name) for name in JOB_FIELDS}
-    row = one(conn, _CREATE, {"user_id": user_id, **params})
+def create(
+    conn: Connection,
+    *,
+    user_id: Any,
+    session_id: Any,
+    parameters: Mapping[str, Any],
+    deadline_seconds: float,
+    idempotency_key: str | None = None,
+    request_hash: str | None = None,
+) -> dict[str, Any]:
+    """Record a job `pending`; `parameters` are the job's (every one of them)."""
+    row = one(
+        conn,
+        _CREATE,
+        {
+            **parameters,
+            "user_id": user_id,
+            "session_id": session_id,
+            "idempotency_key": idempotency_key,
+            "request_hash": request_hash,
+            "deadline_seconds": deadline_seconds,
+        },
+    )
     assert row is not None
     return row
 

@@ -6,6 +6,7 @@ import uuid
 from typing import Any
 
 from shared.db import Connection
+from shared.generation.parameters import JobParameters
 from shared.queries import generated_images, jobs, reference_images, sessions, users
 
 BUCKET = "video-gen-image-bucket"
@@ -43,10 +44,15 @@ def reference(
 def job(
     conn: Connection, owner: dict[str, Any], session_row: dict[str, Any] | None, **fields: Any
 ) -> dict[str, Any]:
+    """A pending job; `fields` are parameters, not validated (the schema's CHECKs are tested)."""
     fields.setdefault("prompt", "a lighthouse at dusk")
     fields.setdefault("number_of_shots", 2)
     return jobs.create(
-        conn, user_id=owner["id"], session_id=session_row["id"] if session_row else None, **fields
+        conn,
+        user_id=owner["id"],
+        session_id=session_row["id"] if session_row else None,
+        parameters=JobParameters.model_construct(**fields).columns(),
+        deadline_seconds=900,
     )
 
 

@@ -12,7 +12,11 @@ from urllib.parse import urlsplit
 import pytest
 
 from shared import db, migrate, vocabulary
+from shared.db import statements
 from shared.errors import InvalidInput, NotFound
+from shared.generation import parameters
+from shared.generation.parameters import JobParameters
+from shared.queries import jobs
 from tests.db import factories as make
 from tools.pgcluster import pg_bin
 
@@ -76,6 +80,39 @@ def test_statuses_and_vocabularies_match_the_check_constraints(database):
     assert allowed("generation_jobs_generation_method_check") == set(vocabulary.GENERATION_METHODS)
     assert allowed("generated_images_generation_method_check") == set(vocabulary.IMAGE_METHODS)
     assert allowed("reference_images_mime_type_check") == set(vocabulary.REFERENCE_MIME_TYPES)
+
+
+def test_job_parameter_defaults_and_bounds_match_the_schema(database):
+    def bounds(constraint: str) -> list[int]:
+        definition = _scalar(
+            "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = :name",
+            name=constraint,
+        )
+        return [int(n) for n in re.findall(r"[<>]= (\d+)", definition)]
+
+    def default(column: str) -> str:
+        return _scalar(
+            "SELECT column_default FROM information_schema.columns"
+            " WHERE table_name = 'generation_jobs' AND column_name = :column",
+            column=column,
+        )
+
+    assert bounds("generation_jobs_number_of_shots_check") == [
+        parameters.MIN_SHOTS,
+        parameters.MAX_SHOTS,
+    ]
+    assert bounds("generation_jobs_prompt_check") == [1, parameters.MAX_PROMPT_LENGTH]
+    for setting in ("location", "lighting", "weather"):
+        assert bounds(f"generation_jobs_{setting}_check") == [parameters.MAX_SETTING_LENGTH]
+    fields = JobParameters.model_fields
+    assert default("number_of_shots") == str(fields["number_of_shots"].default)
+    assert default("aspect_ratio") == f"'{fields['aspect_ratio'].default}'::text"
+    assert default("is_custom_enabled") == str(fields["is_custom_enabled"].default).lower()
+
+
+def test_the_insert_takes_every_job_parameter():
+    _, names = statements._numbered(jobs._CREATE)
+    assert set(JobParameters.model_fields) <= set(names)
 
 
 def test_new_image_counts_and_first_image_becomes_thumbnail(database):

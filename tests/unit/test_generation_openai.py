@@ -14,19 +14,18 @@ from shared import config
 from shared.errors import InvalidInput
 from shared.events import PubSubMessage
 from shared.generation import openai_images, planning, rendering
+from shared.generation.parameters import JobParameters
 from tests import imagefactory
 from tools.fake_openai import FakeOpenAI
 
-JOB = {
-    "prompt": " a lighthouse at dusk. ",
-    "shot_type": "extreme_wide",
-    "camera_angle": "low_angle",
-    "style": None,
-    "location": "Brittany",
-    "lighting": None,
-    "weather": "light rain",
-    "aspect_ratio": "16:9",
-}
+JOB = JobParameters.model_construct(
+    prompt=" a lighthouse at dusk. ",
+    shot_type="extreme_wide",
+    camera_angle="low_angle",
+    location="Brittany",
+    weather="light rain",
+    aspect_ratio="16:9",
+)
 
 
 @pytest.fixture
@@ -112,7 +111,7 @@ def test_an_unknown_model_is_an_invalid_request(fake, monkeypatch):
 
 
 def test_prompt_enhancement_keeps_markers_and_falls_back_to_the_brief(fake):
-    job = {**JOB, "prompt": "a fox [fake:slow=0]"}
+    job = JOB.model_copy(update={"prompt": "a fox [fake:slow=0]"})
     enhanced = planning.write_prompt(job)
     assert enhanced.startswith("Cinematic, ") and "[fake:slow=0]" in enhanced
     fake.add_faults([{"endpoint": "chat", "status": 500, "times": 2}])

@@ -11,27 +11,41 @@ from PIL import Image, ImageChops, ImageDraw, ImageFont, ImageStat
 
 from shared.generation.codecs import encode_jpeg, load_reference, thumbnail_jpeg
 from shared.generation.fallback_renderer import (
-    ASPECT_RATIOS,
+    _SIZES,
     RenderSpec,
     _wrap,
     image_size,
     render_fallback,
 )
+from shared.generation.parameters import JobParameters
+from shared.vocabulary import ASPECT_RATIOS
 
+PROMPT = "A lighthouse on a cliff above a stormy sea, waves breaking on the rocks"
 SPEC = RenderSpec(
     job_id="3f1c9a70-0000-4000-8000-000000000001",
     index=2,
-    total=4,
-    prompt="A lighthouse on a cliff above a stormy sea, waves breaking on the rocks",
-    shot_type="wide shot",
-    camera_angle="low angle",
-    style="cinematic",
-    location="Brittany",
-    lighting="night",
-    weather="rain",
-    aspect_ratio="16:9",
+    prompt=PROMPT,
+    # free text, as the renderer matches settings by keyword (not only the vocabulary's words)
+    parameters=JobParameters.model_construct(
+        prompt=PROMPT,
+        number_of_shots=4,
+        shot_type="wide shot",
+        camera_angle="low angle",
+        style="cinematic",
+        location="Brittany",
+        lighting="night",
+        weather="rain",
+        aspect_ratio="16:9",
+    ),
 )
 TEAL = (0, 200, 170)  # a colour no palette or effect of the renderer produces on its own
+
+
+def spec(**change: object) -> RenderSpec:
+    """SPEC with some of its fields (`prompt` is the spec's) or parameters changed."""
+    own = {field.name for field in dataclasses.fields(RenderSpec)}
+    asked = {k: change.pop(k) for k in list(change) if k not in own}
+    return dataclasses.replace(SPEC, parameters=SPEC.parameters.model_copy(update=asked), **change)
 
 
 def teal_reference() -> Image.Image:
@@ -66,8 +80,8 @@ def png_bytes(image: Image.Image, **params: object) -> bytes:
 # --- sizes ---
 
 
-def test_the_supported_ratios() -> None:
-    assert set(ASPECT_RATIOS) == {"1:1", "16:9", "9:16", "4:3", "3:4", "3:2", "2:3"}
+def test_every_ratio_of_the_vocabulary_has_a_size() -> None:
+    assert set(_SIZES) == set(ASPECT_RATIOS)
 
 
 @pytest.mark.parametrize("ratio", ASPECT_RATIOS)
@@ -91,32 +105,32 @@ def test_unknown_ratio_raises(ratio: str) -> None:
 
 @pytest.mark.parametrize("ratio", ASPECT_RATIOS)
 def test_render_is_rgb_at_the_requested_size(ratio: str) -> None:
-    image = render_fallback(dataclasses.replace(SPEC, aspect_ratio=ratio))
+    image = render_fallback(spec(aspect_ratio=ratio))
     assert image.mode == "RGB"
     assert image.size == image_size(ratio)
 
 
 def test_render_is_deterministic() -> None:
-    spec = dataclasses.replace(SPEC, references=(teal_reference(),), weather="snow")
-    assert encode_jpeg(render_fallback(spec)) == encode_jpeg(render_fallback(spec))
+    snowing = spec(references=(teal_reference(),), weather="snow")
+    assert encode_jpeg(render_fallback(snowing)) == encode_jpeg(render_fallback(snowing))
 
 
 @pytest.mark.parametrize("change", [{"index": 3}, {"job_id": "another-job"}])
 def test_another_shot_or_job_gives_other_pixels(change: dict[str, object]) -> None:
     first = render_fallback(SPEC)
-    other = render_fallback(dataclasses.replace(SPEC, **change))
+    other = render_fallback(spec(**change))
     assert mean_difference(first, other) > 2
 
 
 def test_parameters_change_the_picture() -> None:
     base = render_fallback(SPEC)
     for change in ({"style": "anime"}, {"lighting": "golden hour"}, {"camera_angle": "high angle"}):
-        assert mean_difference(base, render_fallback(dataclasses.replace(SPEC, **change))) > 2
+        assert mean_difference(base, render_fallback(spec(**change))) > 2
 
 
 def test_references_are_visibly_used() -> None:
     without = render_fallback(SPEC)
-    with_reference = render_fallback(dataclasses.replace(SPEC, references=(teal_reference(),)))
+    with_reference = render_fallback(spec(references=(teal_reference(),)))
     assert mean_difference(without, with_reference) > 5
     assert count_near(without, TEAL) < 100
     # the reference is shown (a framed print) and its colour tints the scene
@@ -126,14 +140,14 @@ def test_references_are_visibly_used() -> None:
 def test_several_references_are_all_shown() -> None:
     colours = [(230, 20, 20), (20, 20, 230), TEAL]
     references = tuple(Image.new("RGB", (200, 200), colour) for colour in colours)
-    image = render_fallback(dataclasses.replace(SPEC, references=references, lighting=None))
+    image = render_fallback(spec(references=references, lighting=None))
     for colour in colours:
         assert count_near(image, colour) > 5_000
 
 
 def test_prompt_text_is_drawn_on_the_panel() -> None:
-    first = render_fallback(dataclasses.replace(SPEC, prompt="A red fox in the snow"))
-    second = render_fallback(dataclasses.replace(SPEC, prompt="An old owl on a branch"))
+    first = render_fallback(spec(prompt="A red fox in the snow"))
+    second = render_fallback(spec(prompt="An old owl on a branch"))
     width, height = first.size
     # only the panel at the bottom differs: the text, not the scene, changed
     top = (0, 0, width, height // 2)
@@ -155,7 +169,7 @@ def test_prompt_text_is_drawn_on_the_panel() -> None:
     ],
 )
 def test_any_prompt_renders(prompt: str) -> None:
-    image = render_fallback(dataclasses.replace(SPEC, prompt=prompt, aspect_ratio="9:16"))
+    image = render_fallback(spec(prompt=prompt, aspect_ratio="9:16"))
     assert image.size == image_size("9:16")
 
 
