@@ -1,15 +1,18 @@
-"""Request shapes of the generation routes."""
+"""Request and response shapes of the generation routes."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+from datetime import datetime
 from typing import Annotated, Literal
+from uuid import UUID
 
-from pydantic import ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from shared.generation.parameters import JobParameters
-from shared.vocabulary import JOB_STATUSES
+from shared.resources import GeneratedImage, ReferenceImage
+from shared.vocabulary import GENERATION_METHODS, JOB_STATUSES
 from shared.web.pagination import PageQuery
 
 MAX_REFERENCE_IMAGES = 8
@@ -38,3 +41,48 @@ class JobListQuery(PageQuery):
     """The query of GET /v1/sessions/{id}/generations (documentation: `list_route` reads it)."""
 
     status: Literal[JOB_STATUSES] | None = None  # type: ignore[valid-type]
+
+
+class Progress(BaseModel):
+    done: int = Field(description="Shots recorded so far.")
+    total: int = Field(description="Shots asked for (`number_of_shots`).")
+
+
+class JobFields(JobParameters):
+    """A job as every answer shows it: its parameters, state and progress."""
+
+    id: UUID
+    user_id: UUID
+    session_id: UUID | None
+    generated_prompt: str | None = Field(description="The prompt the images are made from.")
+    status: Literal[JOB_STATUSES]  # type: ignore[valid-type]
+    error_message: str | None
+    generation_method: Literal[GENERATION_METHODS] | None  # type: ignore[valid-type]
+    model_used: str | None
+    idempotency_key: str | None
+    started_at: datetime | None
+    completed_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    progress: Progress
+
+
+class Job(JobFields):
+    """One job with its reference images and the images made so far."""
+
+    reference_images: list[ReferenceImage]
+    reference_image_urls: list[str] = Field(
+        description="Signed URLs of `reference_images`, in the same order."
+    )
+    images: list[GeneratedImage]
+
+
+class JobSummary(JobFields):
+    """A job in a list."""
+
+    reference_image_ids: list[UUID]
+
+
+class JobPage(BaseModel):
+    items: list[JobSummary]
+    next_cursor: str | None

@@ -16,7 +16,7 @@ import uuid
 from shared import db
 from shared.errors import InvalidInput, NotFound
 from shared.generation import service
-from shared.generation.models import GenerationRequest, JobListQuery
+from shared.generation.models import GenerationRequest, Job, JobListQuery, JobPage
 from shared.queries import jobs, sessions
 from shared.web import pagination
 from shared.web.request import ApiRequest
@@ -38,6 +38,7 @@ def register(router: Router) -> None:
         "/v1/generations",
         create_route,
         operation_id="generations_create_route",
+        response=Job,
         body=GenerationRequest,
         status=202,
         errors=(404, 409),
@@ -49,6 +50,7 @@ def register(router: Router) -> None:
         "/v1/generations/{job_id}",
         get_route,
         operation_id="generations_get_route",
+        response=Job,
         tags=tags,
     )
     router.add(
@@ -56,6 +58,7 @@ def register(router: Router) -> None:
         "/v1/generations/{job_id}/cancel",
         cancel_route,
         operation_id="generations_cancel_route",
+        response=Job,
         errors=(409,),
         tags=tags,
     )
@@ -64,6 +67,7 @@ def register(router: Router) -> None:
         "/v1/generations/{job_id}/retry",
         retry_route,
         operation_id="generations_retry_route",
+        response=Job,
         status=202,
         errors=(409,),
         tags=tags,
@@ -73,6 +77,7 @@ def register(router: Router) -> None:
         "/v1/sessions/{session_id}/generations",
         list_route,
         operation_id="generations_list_route",
+        response=JobPage,
         query=JobListQuery,
         tags=tags,
     )

@@ -21,18 +21,6 @@ from shared.generation.models import GenerationRequest
 from shared.queries import generated_images, job_runs, jobs, sessions
 
 IDEMPOTENCY_INDEX = "generation_jobs_user_idempotency_key_idx"
-# Columns the service keeps for itself: never part of a response.
-_INTERNAL = (
-    "leases",
-    "request_hash",
-    "dispatched_at",
-    "redrives",
-    "deadline_at",
-    "event_lease_until",
-    "event_published_at",
-    "reference_image_urls",
-    "done",
-)
 
 
 def create(
@@ -150,27 +138,24 @@ def retry(job_id: str, user_id: Any) -> dict[str, Any]:
     return job
 
 
-def _fields(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in row.items() if k not in _INTERNAL}
-
-
 def job_resource(job_id: Any) -> dict[str, Any]:
-    """The full job: parameters, status, progress, references and images with signed URLs."""
+    """The full job (a Job): parameters, status, progress, references and images with signed
+    URLs."""
     with db.transaction() as conn:
         job = jobs.get(conn, job_id)
         references = jobs.references(conn, job_id)
         images = generated_images.list_for_job(conn, job_id)
     assert job is not None
-    resource = _fields(job)
-    resource["progress"] = {"done": len(images), "total": job["number_of_shots"]}
-    resource["reference_images"] = [resources.reference_image(r) for r in references]
-    resource["reference_image_urls"] = [r["url"] for r in resource["reference_images"]]
-    resource["images"] = [resources.generated_image(i) for i in images]
-    return resource
+    shown = [resources.reference_image(r) for r in references]
+    return {
+        **job,
+        "progress": {"done": len(images), "total": job["number_of_shots"]},
+        "reference_images": shown,
+        "reference_image_urls": [r["url"] for r in shown],
+        "images": [resources.generated_image(i) for i in images],
+    }
 
 
 def job_summary(row: dict[str, Any]) -> dict[str, Any]:
-    """A job in a list: its fields, progress and reference ids (no URLs to sign)."""
-    resource = _fields(row)
-    resource["progress"] = {"done": row["done"], "total": row["number_of_shots"]}
-    return resource
+    """A job in a list (a JobSummary): its fields, progress and reference ids (no URLs to sign)."""
+    return {**row, "progress": {"done": row["done"], "total": row["number_of_shots"]}}

@@ -17,10 +17,16 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from shared import config, db, purge, resources, storage
 from shared.errors import InvalidInput, NotFound, PayloadTooLarge, UnsupportedMediaType
 from shared.queries import reference_images, sessions
+from shared.resources import ReferenceImage
 from shared.uploads import imageinfo, registration
 from shared.uploads.filenames import sanitize_filename
 from shared.uploads.imageinfo import ImageRejected
-from shared.uploads.models import SignedUploadRequest, UploadForm
+from shared.uploads.models import (
+    ReferenceImagePage,
+    SignedUpload,
+    SignedUploadRequest,
+    UploadForm,
+)
 from shared.web import pagination
 from shared.web.pagination import PageQuery
 from shared.web.request import ApiRequest
@@ -41,6 +47,7 @@ def register(router: Router) -> None:
         "/v1/uploads",
         upload,
         operation_id="reference_images_upload",
+        response=ReferenceImage,
         body=UploadForm,
         body_media_type="multipart/form-data",
         status=201,
@@ -52,6 +59,7 @@ def register(router: Router) -> None:
         "/v1/uploads/signed-url",
         signed_upload,
         operation_id="reference_images_signed_upload",
+        response=SignedUpload,
         body=SignedUploadRequest,
         errors=(404,),
         tags=tags,
@@ -61,6 +69,7 @@ def register(router: Router) -> None:
         "/v1/reference-images",
         list_images,
         operation_id="reference_images_list_images",
+        response=ReferenceImagePage,
         query=PageQuery,
         tags=tags,
     )
@@ -69,6 +78,7 @@ def register(router: Router) -> None:
         "/v1/reference-images/{image_id}",
         get_image,
         operation_id="reference_images_get_image",
+        response=ReferenceImage,
         tags=tags,
     )
     router.add(

@@ -29,6 +29,11 @@ def test_every_route_is_an_operation_with_its_errors():
     assert sum(len(ops) for ops in document["paths"].values()) == len(routes.router().routes)
 
 
+def test_every_route_that_answers_a_body_declares_its_model():
+    bare = [r.operation_id for r in routes.router().routes if r.status != 204 and not r.response]
+    assert bare == []
+
+
 def test_every_schema_is_valid_json_schema_2020_12():
     document = json.loads(openapi.DOCUMENT.read_text(encoding="utf-8"))
     assert document["openapi"].startswith("3.1")
