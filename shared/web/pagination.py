@@ -56,16 +56,23 @@ def decode_keyset(cursor: str | None, *parsers: Callable[[Any], Any]) -> tuple[A
         raise InvalidInput("the cursor is not valid", details={"cursor": cursor}) from exc
 
 
+def _text(value: Any) -> str:
+    """A cursor value that must be a JSON string (a forged cursor may hold anything)."""
+    if not isinstance(value, str):
+        raise ValueError("not a string")
+    return value
+
+
 def timestamp(value: Any) -> datetime:
     """A cursor's timestamp; naive ones are refused (the keyset compares instants)."""
-    parsed = datetime.fromisoformat(value)
+    parsed = datetime.fromisoformat(_text(value))
     if parsed.tzinfo is None:
         raise ValueError("timestamp without a zone")
     return parsed
 
 
 def row_id(value: Any) -> str:
-    return str(uuid.UUID(value))
+    return str(uuid.UUID(_text(value)))
 
 
 def index(value: Any) -> int:

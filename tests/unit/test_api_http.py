@@ -208,3 +208,38 @@ def test_refusals_made_before_dispatch_are_json_too():
     response = framework_error(WerkzeugNotFound(), request.get_request())
     assert response.status_code == 404 and _error(response)["code"] == "not_found"
     assert response.headers["Access-Control-Allow-Origin"] == "https://app.example.com"
+
+
+def _cursor(values) -> str:
+    import base64
+
+    return base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        ["2024-01-01T00:00:00+00:00", 1],
+        ["2024-01-01T00:00:00+00:00", ["6f9619ff-8b86-d011-b42d-00c04fc964ff"]],
+        ["2024-01-01T00:00:00+00:00", {"id": 1}],
+        ["2024-01-01T00:00:00+00:00", None],
+        [1, "6f9619ff-8b86-d011-b42d-00c04fc964ff"],
+        [None, "6f9619ff-8b86-d011-b42d-00c04fc964ff"],
+        [["2024-01-01T00:00:00+00:00"], "6f9619ff-8b86-d011-b42d-00c04fc964ff"],
+        {"a": 1},
+        "2024-01-01T00:00:00+00:00",
+    ],
+)
+def test_forged_cursors_of_the_wrong_types_are_invalid_input(values):
+    from shared.web import pagination
+
+    with pytest.raises(InvalidInput) as refused:
+        pagination.decode(_cursor(values))
+    assert refused.value.code == "invalid_input"
+    with pytest.raises(InvalidInput):
+        pagination.decode_keyset(
+            _cursor([*values, 1] if isinstance(values, list) else values),
+            pagination.timestamp,
+            pagination.row_id,
+            pagination.index,
+        )
