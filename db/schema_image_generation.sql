@@ -190,48 +190,68 @@ CREATE INDEX IF NOT EXISTS pending_object_deletions_due_idx
 CREATE INDEX IF NOT EXISTS generation_job_reference_images_reference_idx
     ON generation_job_reference_images (reference_image_id);
 
--- Session bookkeeping. The first generated image of a session is its thumbnail; every image
--- counts once. The UPDATE locks the session row, so concurrent inserts serialise here and the
--- first committed image wins the thumbnail.
+-- Session bookkeeping: every image counts once, and the thumbnail is the session's first
+-- image by (created_at, id), the order the design's example query uses. Each trigger locks the
+-- session row before it decides (FOR NO KEY UPDATE, which the foreign-key checks of other
+-- image inserts do not wait for), so concurrent inserts and deletes of a session's images take
+-- turns, and each decides on what the one before it committed (a statement after the lock sees
+-- a fresh snapshot). A session that is gone (deleted, its images going by cascade) or none
+-- means nothing to do, so deleting a session costs its images' triggers one lookup each.
 CREATE OR REPLACE FUNCTION update_session_on_image_generation() RETURNS trigger
 LANGUAGE plpgsql AS $$
+DECLARE
+    thumbnail_id uuid;
 BEGIN
-    IF NEW.session_id IS NOT NULL THEN
+    SELECT thumbnail_image_id INTO thumbnail_id
+      FROM sessions WHERE id = NEW.session_id FOR NO KEY UPDATE;
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+    IF thumbnail_id IS NULL OR NOT EXISTS (
+        SELECT 1 FROM generated_images
+         WHERE id = thumbnail_id AND (created_at, id) < (NEW.created_at, NEW.id)
+    ) THEN
         UPDATE sessions
            SET generated_count    = generated_count + 1,
-               thumbnail_url      = COALESCE(thumbnail_url, NEW.gcp_url),
-               thumbnail_image_id = COALESCE(thumbnail_image_id, NEW.id)
+               thumbnail_image_id = NEW.id,
+               thumbnail_url      = NEW.gcp_url
          WHERE id = NEW.session_id;
+    ELSE
+        UPDATE sessions SET generated_count = generated_count + 1 WHERE id = NEW.session_id;
     END IF;
     RETURN NULL;
 END;
 $$;
 
 -- When an image goes, the count follows; when the thumbnail image itself goes, the next first
--- image of the session (by created_at, id) becomes the thumbnail, or none is left.
+-- image of the session becomes the thumbnail, or none is left.
 CREATE OR REPLACE FUNCTION update_session_on_image_deletion() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
+    thumbnail_id uuid;
     next_image record;
 BEGIN
-    IF OLD.session_id IS NULL THEN
+    SELECT thumbnail_image_id INTO thumbnail_id
+      FROM sessions WHERE id = OLD.session_id FOR NO KEY UPDATE;
+    IF NOT FOUND THEN
         RETURN NULL;
     END IF;
-    UPDATE sessions
-       SET generated_count = GREATEST(generated_count - 1, 0)
-     WHERE id = OLD.session_id AND thumbnail_image_id IS DISTINCT FROM OLD.id;
-    IF NOT FOUND THEN
-        SELECT id, gcp_url INTO next_image
-          FROM generated_images
-         WHERE session_id = OLD.session_id
-         ORDER BY created_at, id
-         LIMIT 1;
+    IF thumbnail_id IS DISTINCT FROM OLD.id THEN
         UPDATE sessions
-           SET generated_count    = GREATEST(generated_count - 1, 0),
-               thumbnail_image_id = next_image.id,
-               thumbnail_url      = next_image.gcp_url
+           SET generated_count = GREATEST(generated_count - 1, 0)
          WHERE id = OLD.session_id;
+        RETURN NULL;
     END IF;
+    SELECT id, gcp_url INTO next_image
+      FROM generated_images
+     WHERE session_id = OLD.session_id
+     ORDER BY created_at, id
+     LIMIT 1;
+    UPDATE sessions
+       SET generated_count    = GREATEST(generated_count - 1, 0),
+           thumbnail_image_id = next_image.id,
+           thumbnail_url      = next_image.gcp_url
+     WHERE id = OLD.session_id;
     RETURN NULL;
 END;
 $$;

@@ -123,6 +123,7 @@ def test_new_image_counts_and_first_image_becomes_thumbnail(database):
     time.sleep(0.01)
     with db.transaction() as conn:
         first = make.image(conn, job, 1)
+    with db.transaction() as conn:
         make.image(conn, job, 2)
     row = _session(session["id"])
     assert row["generated_count"] == 2
@@ -148,7 +149,10 @@ def test_deleting_images_updates_count_and_repicks_thumbnail(database):
         owner = make.user(conn)
         session = make.session(conn, owner)
         job = make.job(conn, owner, session, number_of_shots=3)
-        images = [make.image(conn, job, i) for i in (1, 2, 3)]
+    images = []
+    for index in (1, 2, 3):  # one transaction each: the thumbnail is the first by created_at
+        with db.transaction() as conn:
+            images.append(make.image(conn, job, index))
     with db.transaction() as conn:
         db.execute(conn, "DELETE FROM generated_images WHERE id = :id", {"id": images[2]["id"]})
     row = _session(session["id"])
