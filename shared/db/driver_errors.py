@@ -11,6 +11,7 @@ from shared.errors import AppError, Conflict, InvalidInput, NotFound, Transient
 # SQLSTATE classes and codes that a later attempt may survive.
 _TRANSIENT_CLASSES = ("08", "53", "57", "58")
 _TRANSIENT_CODES = {"40001", "40P01", "55P03"}
+_QUERY_CANCELED = "57014"
 DRIVER_ERRORS = (sqlalchemy.exc.SQLAlchemyError, pg8000.dbapi.Error, OSError)
 
 
@@ -43,8 +44,12 @@ def _stale_plan(exc: BaseException) -> bool:
 
 
 def unusable(exc: BaseException) -> bool:
-    """The connection broke, or its prepared statements went stale."""
+    """The connection broke, or its prepared statements went stale. Of class 57 (operator
+    intervention) only a cancelled statement (57014: statement_timeout, a cancel request)
+    leaves the connection usable; shutdowns, a dropped database and timeouts end it."""
     sqlstate = _server_fields(exc).get("C", "")
+    if sqlstate == _QUERY_CANCELED:
+        return False
     return not sqlstate or sqlstate[:2] in ("08", "57") or _stale_plan(exc)
 
 

@@ -160,10 +160,19 @@ def test_unreachable_database_is_transient(monkeypatch):
         config.settings.cache_clear()
 
 
-def test_statement_timeout_is_transient(database, monkeypatch):
+def _backends() -> set[int]:
+    """The server processes behind the pool's idle connections."""
+    with db.transaction() as first, db.transaction() as second:
+        return {db.one(c, "SELECT pg_backend_pid() AS pid")["pid"] for c in (first, second)}
+
+
+def test_statement_timeout_is_transient_and_keeps_the_pool(database, monkeypatch):
     monkeypatch.setenv("DB_STATEMENT_TIMEOUT_MS", "100")
     config.settings.cache_clear()
     db.dispose()
+    pooled = _backends()
     with pytest.raises(Transient), db.transaction() as conn:
         db.one(conn, "SELECT pg_sleep(2)")
     assert os.environ["DATABASE_URL"] == database
+    # A cancelled statement (SQLSTATE 57014) leaves its connection usable: nothing reconnects.
+    assert _backends() == pooled
