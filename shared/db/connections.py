@@ -25,6 +25,7 @@ from pg8000.converters import timestamp_in, timestamptz_in
 from shared import config
 
 _lock = threading.Lock()
+_connector_lock = threading.Lock()
 _pool: sqlalchemy.pool.QueuePool | None = None
 _connector: Any = None
 
@@ -52,12 +53,15 @@ def _connect_direct(db: config.DatabaseSettings) -> pg8000.dbapi.Connection:
 
 
 def _cloud_sql_connector() -> Any:
-    """The process's one Connector; lazy refresh suits instances whose CPU is throttled."""
+    """The process's one Connector (the pool's first connections may ask for it from several
+    threads at once); lazy refresh suits instances whose CPU is throttled."""
     global _connector
     if _connector is None:
-        from google.cloud.sql.connector import Connector
+        with _connector_lock:
+            if _connector is None:
+                from google.cloud.sql.connector import Connector
 
-        _connector = Connector(refresh_strategy="lazy")
+                _connector = Connector(refresh_strategy="lazy")
     return _connector
 
 

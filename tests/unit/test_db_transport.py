@@ -69,3 +69,29 @@ def test_cloud_sql_failure_to_connect_is_transient(recorded):
 
     with pytest.raises(Transient), db.transaction():
         pass
+
+
+def test_threads_connecting_at_once_share_one_connector(recorded, monkeypatch):
+    """The pool connects from many threads; the first connections of a cold process race to
+    create the Connector, and a second one would refresh and hold its own certificates."""
+    import threading
+    import time
+
+    class SlowToBuild(RecordingConnector):
+        def __init__(self, **kwargs):
+            time.sleep(0.05)  # what building a real one costs: credentials, an event loop
+            super().__init__(**kwargs)
+
+    monkeypatch.setattr(sys.modules["google.cloud.sql.connector"], "Connector", SlowToBuild)
+    start = threading.Barrier(8)
+
+    def first_connection() -> None:
+        start.wait(timeout=5)
+        connections._cloud_sql_connector()
+
+    threads = [threading.Thread(target=first_connection) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=10)
+    assert len(recorded) == 1
