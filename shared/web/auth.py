@@ -34,37 +34,51 @@ from shared.web.router import Reply, Router
 
 _DEFAULT_CERT_TTL = 300
 _MIN_REFRESH_SECONDS = 30
+_RETRY_AFTER_FAILURE_SECONDS = 5
 _CLOCK_SKEW_SECONDS = 10
 _USER_TTL_SECONDS = 300
 _CACHE_SIZE = 10_000
 
 
 class _CertificateCache:
-    """The issuer's {kid: PEM} certificates, refreshed when stale or when a kid is unknown."""
+    """The issuer's {kid: PEM} certificates, refreshed when stale or when a kid is unknown.
+
+    A failed fetch is remembered: for `_RETRY_AFTER_FAILURE_SECONDS` the requests that would
+    fetch again fail at once as Transient, instead of each waiting, in turn under the lock, for
+    an issuer that is down.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._certs: dict[str, str] = {}
-        self._expires = 0.0
-        self._fetched = -_MIN_REFRESH_SECONDS * 2.0
-        self._url = ""
         self._session: requests.Session | None = None
+        self._certs: dict[str, str] = {}
+        self._url = ""
+        self._expires = 0.0
+        self._fetched = self._failed = -float("inf")
 
     def get(self, url: str, kid: str | None) -> dict[str, str]:
         with self._lock:
+            if url != self._url:
+                self._reset(url)
             now = time.monotonic()
             unknown = bool(kid) and kid not in self._certs
-            if (
-                url != self._url
-                or now >= self._expires
-                or (unknown and now - self._fetched >= _MIN_REFRESH_SECONDS)
-            ):
-                self._refresh(url)
+            if now >= self._expires or (unknown and now - self._fetched >= _MIN_REFRESH_SECONDS):
+                if now - self._failed < _RETRY_AFTER_FAILURE_SECONDS:
+                    raise Transient("the token issuer's certificates are unavailable")
+                try:
+                    self._refresh(url)
+                except Transient:
+                    self._failed = now
+                    raise
             return self._certs
 
     def clear(self) -> None:
         with self._lock:
-            self._certs, self._expires, self._url = {}, 0.0, ""
+            self._reset("")
+
+    def _reset(self, url: str) -> None:
+        self._certs, self._url, self._expires = {}, url, 0.0
+        self._fetched = self._failed = -float("inf")
 
     def _refresh(self, url: str) -> None:
         if self._session is None:

@@ -168,3 +168,48 @@ def test_certificates_unavailable_is_transient(monkeypatch):
         auth.verify(token)
     response = call("GET", "/v1/me", token=token)
     assert response.status_code == 503 and response.headers["Retry-After"]
+
+
+@pytest.fixture
+def issuer_down(monkeypatch):
+    """A certificates URL that answers 503 and counts the fetches."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from threading import Thread
+
+    fetches = []
+
+    class Down(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            fetches.append(self.path)
+            self.send_response(503)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Down)
+    Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("AUTH_CERTS_URL", f"http://127.0.0.1:{server.server_port}/certs")
+    auth.config.settings.cache_clear()
+    auth.reset()
+    try:
+        yield fetches
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_failed_certificate_fetch_is_remembered(issuer_down, monkeypatch):
+    """While the issuer is down, tokens (each with a key id never seen) fail fast as Transient
+    instead of each fetching again, in turn, under the cache's lock."""
+    for n in range(5):
+        token = f"{_segment({'alg': 'RS256', 'kid': f'k{n}'})}.{_segment({})}.c2ln"
+        with pytest.raises(Transient):
+            auth.verify(token)
+    assert len(issuer_down) == 1
+    monkeypatch.setattr(auth, "_RETRY_AFTER_FAILURE_SECONDS", 0.05)
+    time.sleep(0.1)
+    with pytest.raises(Transient):
+        auth.verify(f"{_segment({'alg': 'RS256', 'kid': 'later'})}.{_segment({})}.c2ln")
+    assert len(issuer_down) == 2  # tried again once the pause has passed
