@@ -67,12 +67,8 @@ def translate(exc: BaseException) -> AppError:
         violation.http_status = NotFound.http_status
         violation.code = NotFound.code
         return violation
-    if sqlstate in ("23514", "23502"):
-        return InvalidInput(
-            "a value is out of range",
-            details={"constraint": constraint},
-            code="constraint_violation",
-        )
+    if sqlstate in ("23514", "23502"):  # the constraint's name stays out of the answer
+        return InvalidInput("a value is out of range", code="constraint_violation")
     if sqlstate.startswith("22"):
         return InvalidInput("a value has the wrong form")
     if sqlstate in _TRANSIENT_CODES or sqlstate[:2] in _TRANSIENT_CLASSES or _stale_plan(exc):
