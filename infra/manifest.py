@@ -162,8 +162,8 @@ def _function(raw: dict[str, Any], topics: set[str], problems: list[str]) -> Fun
         problems.append(f"function {label}: trigger must be one of {TRIGGERS}")
     if trigger == "pubsub" and fields.get("topic") not in topics:
         problems.append(f"function {label}: topic {fields.get('topic')!r} is not in [topics]")
-    if fields.get("dead_letter_topic") and trigger != "pubsub":
-        problems.append(f"function {label}: dead_letter_topic needs a pubsub trigger")
+    if fields.get("dead_letter_topic") and trigger == "http":
+        problems.append(f"function {label}: dead_letter_topic needs an event trigger")
     if ("dead_letter_topic" in fields) != ("max_delivery_attempts" in fields):
         problems.append(
             f"function {label}: dead_letter_topic and max_delivery_attempts go together"

@@ -167,7 +167,7 @@ def test_the_environment_names_are_ones_the_config_reads(tf_env) -> None:
 def test_dead_letters_are_set_for_every_pubsub_function_that_has_one(m, commands, hcl) -> None:
     scripts = [c[2] for c in commands if c[:2] == ["bash", "-c"] and "--dead-letter-topic" in c[2]]
     expected = [f for f in m.functions if f.dead_letter_topic]
-    assert len(scripts) == len(expected) == 3
+    assert len(scripts) == len(expected) == 4
     for f, script in zip(expected, scripts, strict=True):
         assert f"gcloud functions describe {f.name} " in script
         assert f"--dead-letter-topic={TARGET.topic_path(f.dead_letter_topic)}" in script

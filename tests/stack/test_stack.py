@@ -230,6 +230,27 @@ def test_undeliverable_message_lands_in_the_dead_letter_topic(
     assert message.data == b'{"shot": 0}'
 
 
+def test_a_finalize_event_never_taken_lands_in_the_dead_letter_topic(
+    stack: Stack, bucket: storage.Bucket
+) -> None:
+    register = stack.spec.function("register-upload")
+    procs.stop(stack.config.pid_file(register.name))
+    try:
+        blob = bucket.blob(f"uploads/{uuid.uuid4()}/{int(time.time())}_never.png")
+        blob.upload_from_string(b"never", content_type="image/png")
+        tail = f"{register.dead_letter_topic}-tail"
+        message = pull_until(stack, tail, {"ce-subject": f"objects/{blob.name}"}, timeout=60)
+    finally:
+        result = run_stack("up")
+    assert result.returncode == 0, result.stdout + result.stderr
+    attributes = message.attributes
+    assert attributes["ce-type"] == "google.cloud.storage.object.v1.finalized"
+    assert attributes["CloudPubSubDeadLetterSourceDeliveryCount"] == str(
+        register.max_delivery_attempts
+    )
+    assert json.loads(message.data)["name"] == blob.name
+
+
 def test_issuer_tokens_verify_like_firebase_and_forgeries_fail(stack: Stack) -> None:
     request = google.auth.transport.requests.Request()
     certs_url, project = stack.env["AUTH_CERTS_URL"], stack.config.project

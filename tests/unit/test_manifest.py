@@ -20,6 +20,16 @@ def test_the_manifest_loads_with_its_topics_and_triggers() -> None:
     assert "generation-events" in spec.all_topics()
 
 
+def test_every_event_function_that_retries_ends_poison_in_a_dead_letter_topic() -> None:
+    """A trigger with retries and no dead-letter topic redelivers a poison event until the
+    message expires (a week on GCP), billed per attempt."""
+    spec = manifest.load()
+    for f in spec.functions:
+        if f.trigger != "http" and f.retry:
+            assert f.dead_letter_topic in spec.dead_letter_topics, f.name
+            assert f.max_delivery_attempts is not None and f.max_delivery_attempts >= 5
+
+
 def test_connection_budget_leaves_room_for_operators() -> None:
     spec = manifest.load()
     assert spec.connections_used() <= spec.max_connections - spec.reserved_connections

@@ -4,7 +4,10 @@ The GCS emulator has no notifications, so the relay polls the bucket's listing (
 STACK_POLL_SECONDS) and POSTs a `google.cloud.storage.object.v1.finalized` CloudEvent to every
 function with a gcs_finalize trigger, once per new object generation. A delivery that fails
 (non-2xx, or the function unreachable) is retried with exponential backoff, with the same
-event id, up to STACK_RELAY_MAX_ATTEMPTS, then logged as given up. What was delivered is kept
+event id, up to the function's `max_delivery_attempts` (else STACK_RELAY_MAX_ATTEMPTS); then
+it is published to the function's dead-letter topic, as Eventarc's subscription does on GCP
+(data: the object resource; attributes: the CloudEvent's `ce-*` headers and
+CloudPubSubDeadLetterSourceDeliveryCount), or logged as given up when it has none. What was delivered is kept
 in `.local/relay-state.json`, so a restarted relay sends only what is new. A pusher thread per
 Pub/Sub function delivers its subscription as push does on GCP, many messages at once (see
 tools/stack/pusher.py). The scheduler thread publishes the manifest's `schedules` bodies (see
@@ -42,6 +45,8 @@ class Target:
     retry: bool
     timeout: float
     backoff: tuple[float, float]
+    max_attempts: int
+    dead_letter_topic: str | None = None
 
 
 @dataclass
@@ -156,7 +161,7 @@ class Relay:
             ok = 200 <= response.status_code < 300
         except requests.RequestException as exc:
             status, ok = type(exc).__name__, False
-        final = ok or not d.target.retry or d.attempt >= self.config.relay_max_attempts
+        final = ok or not d.target.retry or d.attempt >= d.target.max_attempts
         if ok:
             log.info(
                 "delivered",
@@ -166,6 +171,8 @@ class Relay:
                 data=json.loads(body),
                 **fields,
             )
+        elif final and d.target.dead_letter_topic:
+            self._dead_letter(d, headers, body, fields)
         elif final:
             log.error("gave up", action="relay.gave_up", status=status, **fields)
         else:
@@ -185,6 +192,19 @@ class Relay:
                 del self.pending[key]
             else:
                 d.due = time.monotonic() + self._delay(d)
+
+    def _dead_letter(
+        self, d: Delivery, headers: dict[str, str], body: bytes, fields: dict[str, Any]
+    ) -> None:
+        attributes = {k: v for k, v in headers.items() if k.startswith("ce-")}
+        attributes["CloudPubSubDeadLetterSourceDeliveryCount"] = str(d.attempt)
+        topic = d.target.dead_letter_topic or ""
+        try:
+            scheduler.publish(self.config, topic, body.decode(), attributes)
+        except requests.RequestException as exc:
+            log.error("dead letter lost", action="relay.gave_up", error=str(exc), **fields)
+            return
+        log.warning("dead-lettered", action="relay.dead_lettered", topic=topic, **fields)
 
     @staticmethod
     def _delay(d: Delivery) -> float:
@@ -213,6 +233,8 @@ def targets(config: StackConfig, functions: list[manifest.Function]) -> list[Tar
             retry=f.retry,
             timeout=f.timeout_seconds + 5.0,
             backoff=config.backoff(f),
+            max_attempts=f.max_delivery_attempts or config.relay_max_attempts,
+            dead_letter_topic=f.dead_letter_topic,
         )
         for f in functions
     ]

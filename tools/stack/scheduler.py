@@ -17,10 +17,14 @@ from shared import log
 from tools.stack.config import StackConfig
 
 
-def publish(config: StackConfig, topic: str, body: str) -> str:
+def publish(
+    config: StackConfig, topic: str, body: str, attributes: dict[str, str] | None = None
+) -> str:
     """Publish one message to the emulator; return its message id."""
     url = f"http://{config.pubsub_host}/v1/projects/{config.project}/topics/{topic}:publish"
-    message = {"data": base64.b64encode(body.encode()).decode()}
+    message: dict[str, object] = {"data": base64.b64encode(body.encode()).decode()}
+    if attributes:
+        message["attributes"] = attributes
     response = requests.post(url, json={"messages": [message]}, timeout=5)
     response.raise_for_status()
     return str(response.json()["messageIds"][0])
