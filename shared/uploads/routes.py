@@ -29,7 +29,7 @@ from shared.uploads.models import (
 )
 from shared.web import pagination
 from shared.web.pagination import PageQuery
-from shared.web.request import ApiRequest
+from shared.web.request import ApiRequest, reading_body
 from shared.web.router import Reply, Router
 
 MULTIPART_OVERHEAD = 16 * 1024  # boundaries, part headers and the session_id field
@@ -126,7 +126,8 @@ def _multipart(request: ApiRequest) -> tuple[Any, str | None]:
     raw.max_form_memory_size = MAX_FORM_MEMORY_BYTES
     raw.max_form_parts = MAX_FORM_PARTS
     try:  # Werkzeug refuses a Content-Length over max_content_length before reading the body
-        upload, session_field = raw.files.get("file"), raw.form.get("session_id")
+        with reading_body():
+            upload, session_field = raw.files.get("file"), raw.form.get("session_id")
     except RequestEntityTooLarge as exc:
         limit = config.settings().uploads.max_bytes
         raise PayloadTooLarge(

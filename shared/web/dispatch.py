@@ -20,7 +20,7 @@ from werkzeug.wrappers import Request, Response
 
 from shared import config, log
 from shared.errors import AppError, InvalidInput, MethodNotAllowed, NotFound, PayloadTooLarge
-from shared.web.request import ApiRequest
+from shared.web.request import ApiRequest, finish_body
 from shared.web.router import Reply, Route, Router
 
 
@@ -71,6 +71,7 @@ def framework_error(exc: HTTPException, request: Request) -> Response:
     """A refusal made by functions-framework before `dispatch` runs, as a JSON error."""
     response = error_response(_from_werkzeug(exc))
     response.headers.update(_cors_headers(request))
+    finish_body(request)
     return response
 
 
@@ -123,7 +124,15 @@ def _handle(router: Router, request: Request, authenticate: Callable[[Request], 
 
 
 def dispatch(router: Router, request: Request, authenticate: Callable[[Request], Any]) -> Response:
-    """Route one request; every failure becomes a JSON error body, never a stack trace."""
+    """Route one request; every failure becomes a JSON error body, never a stack trace. What
+    the handler left of the body is read and dropped before the answer goes (`finish_body`)."""
+    try:
+        return _answer(router, request, authenticate)
+    finally:
+        finish_body(request)
+
+
+def _answer(router: Router, request: Request, authenticate: Callable[[Request], Any]) -> Response:
     started = time.monotonic()
     trace = log.trace_field(request.headers.get("X-Cloud-Trace-Context"), config.settings().project)
     with log.bind(function="api", **trace):

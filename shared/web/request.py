@@ -1,21 +1,28 @@
 """What a route handler reads: `ApiRequest`, with the JSON body validated by a strict pydantic
 model, the query by a lax one, and the path parameters and caller filled in by the dispatcher.
-Every refusal is a project error (400, 413 or 415) with details naming the field.
+Every refusal is a project error (400, 413 or 415) with details naming the field. And what is
+left of a body once the answer is made: `finish_body`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
+from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Request
 
-from shared.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
+from shared.errors import AppError, InvalidInput, PayloadTooLarge, UnsupportedMediaType
 
 MAX_JSON_BYTES = 64 * 1024
+DRAIN_MAX_BYTES = 32 * 1024 * 1024  # Cloud Run's limit on a request body
+_DRAIN_PIECE = 64 * 1024
 M = TypeVar("M", bound=BaseModel)
 _BAD_TEXT = re.compile(r"[\x00\ud800-\udfff]")
 
@@ -55,6 +62,35 @@ def _check_text(value: Any, where: str = "") -> None:
             _check_text(item, f"{where}.{index}" if where else str(index))
 
 
+@contextlib.contextmanager
+def reading_body() -> Iterator[None]:
+    """A body the server cannot decode (a garbage chunk size) is a 400: the server raises its
+    own error class for it (gunicorn's ParseException), which Werkzeug passes through."""
+    try:
+        yield
+    except (HTTPException, AppError):
+        raise
+    except Exception as exc:
+        raise InvalidInput("the body could not be read", code="malformed_body") from exc
+
+
+def finish_body(raw: Request) -> None:
+    """Read and drop what the handler left of the body; leave the request an empty stream.
+
+    functions-framework reads the whole body after every response (its `read_request` hook,
+    so the client can read the answer before the connection closes), into memory and outside
+    any route: a body over the route's limit, or one the server cannot decode, raises there and
+    the client gets an HTML 500. Reading the rest here, in pieces that are dropped, gives the
+    client the same chance to read the answer; a body past `DRAIN_MAX_BYTES`, or one that
+    cannot be decoded, is left unread and the server closes the connection.
+    """
+    raw.max_content_length = DRAIN_MAX_BYTES  # for a stream not opened yet
+    with contextlib.suppress(Exception):  # past the limit, or undecodable: stop reading
+        while raw.stream.read(_DRAIN_PIECE):
+            pass
+    raw.stream = io.BytesIO()  # what the framework's hook reads next: nothing
+
+
 @dataclass
 class ApiRequest:
     """What a route handler sees: the raw request, its path parameters and the caller."""
@@ -72,7 +108,8 @@ class ApiRequest:
             return {}
         if self.raw.mimetype != "application/json":
             raise UnsupportedMediaType("send the body as application/json")
-        data = self.raw.get_data(cache=True)
+        with reading_body():
+            data = self.raw.get_data(cache=True)
         if len(data) > limit:
             raise PayloadTooLarge(f"the body is limited to {limit} bytes")
         if optional and not data.strip():
