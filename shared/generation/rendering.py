@@ -7,8 +7,9 @@ they condition the result; or the Pillow fallback) → write the JPEG and its th
 names derived from the job (a retry overwrites, never adds) → in one transaction under the
 job's row lock: record the row, and complete the job if this was its last shot → publish the
 finish event. Concurrent finishing renders serialise on the lock, so exactly one sees the
-last shot. A job finished meanwhile (cancelled, failed) records nothing more and the objects
-just written are removed.
+last shot. A job finished meanwhile (cancelled, failed), or a render that lost its claim (a
+lapsed lease, a cancel and retry), records nothing, and the objects just written are removed
+unless another render recorded the shot.
 
 Failure policy: a content-policy refusal or an invalid request fails the job with a clear
 message. An OpenAI outage that outlasts the client's retries renders the fallback when
@@ -86,7 +87,11 @@ def render_shot(job_id: Any, index: int) -> None:
     if not recorded:
         for object_name in (name, thumbnail) if orphans else ():
             storage.delete(object_name)
-        log.info("job finished meanwhile: shot discarded", action="render.discarded", index=index)
+        log.info(
+            "job finished or claim lost meanwhile: shot discarded",
+            action="render.discarded",
+            index=index,
+        )
         return
     log.info(f"shot {index} recorded", action="render.recorded", index=index, method=shot.method)
     if completed is not None:
@@ -158,12 +163,19 @@ def _record(
 ) -> tuple[bool, bool, dict[str, Any] | None]:
     """(recorded, orphaned objects, the job if this shot completed it), under the job's lock.
 
-    Not recorded: the job is gone or finished. The objects then belong to nobody, unless a
-    delivery that took over a lapsed claim recorded the shot under the same names first.
+    The shot is recorded only while this render still holds its claim: giving the claim up is
+    the compare-and-set that admits the row. Not recorded: the job is gone or finished, or the
+    claim was lost (its lease lapsed, or a cancel or retry cleared it) and the shot belongs to
+    another render. The objects then belong to nobody, unless another render recorded the shot
+    under the same names first.
     """
     with db.transaction() as conn:
         locked = job_runs.lock(conn, job["id"])
-        if locked is None or locked["status"] != "processing":
+        if not (
+            locked is not None
+            and locked["status"] == "processing"
+            and job_runs.release(conn, job_id=job["id"], key=index, token=token)
+        ):
             orphans = locked is None or index in job_runs.missing_shots(conn, job["id"])
             return False, orphans, None
         generated_images.record(
@@ -182,7 +194,6 @@ def _record(
             generation_index=index,
             generation_method=shot.method,
         )
-        job_runs.release(conn, job_id=job["id"], key=index, token=token)
         completed = job_runs.complete_if_done(
             conn,
             job_id=job["id"],

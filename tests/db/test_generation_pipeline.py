@@ -305,6 +305,29 @@ def test_a_render_killed_mid_shot_recovers_on_redelivery(cloud):
     assert current(job)["status"] == "completed" and len(images_of(job)) == 1
 
 
+def test_a_render_that_lost_its_claim_records_nothing_in_the_next_run(fake, cloud):
+    # GIVEN a render in the middle of its model call
+    job = submit(number_of_shots=2)
+    planning.plan(job["id"])
+    fake.configure(latency_seconds=1.5)
+    old = threading.Thread(target=rendering.render_shot, args=(job["id"], 1))
+    old.start()
+    while "1" not in current(job)["leases"]:
+        assert old.is_alive()
+    # WHEN the job is cancelled and run again meanwhile (which clears its claims)
+    service.cancel(str(job["id"]), job["user_id"])
+    service.retry(str(job["id"]), job["user_id"])
+    planning.plan(job["id"])
+    old.join(timeout=30)
+    # THEN the old render, without its claim, recorded nothing in the new run
+    assert current(job)["status"] == "processing" and images_of(job) == []
+    fake.configure(latency_seconds=0)
+    for index in (1, 2):
+        rendering.render_shot(job["id"], index)
+    assert current(job)["status"] == "completed" and len(images_of(job)) == 2
+    assert len(cloud.objects(f"generated/{job['id']}/")) == 2
+
+
 def test_a_storage_failure_loses_nothing(cloud, monkeypatch):
     job = submit(number_of_shots=1)
     planning.plan(job["id"])
