@@ -102,8 +102,9 @@ def _run(measured: subprocess.Popen[str]) -> int:
 
     gcs_port = _free_port()
     emulator = subprocess.Popen(
-        [str(Path(sys.executable).with_name("gcp-storage-emulator")), "start", "--host",
+        [sys.executable, "-m", "tools.gcs_emulator", "start", "--host",
          "127.0.0.1", "--port", str(gcs_port), "-M", "-q"],
+        cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )  # fmt: skip

@@ -26,7 +26,7 @@ from google.api_core import exceptions as gexc
 
 from tools.stack import emulator, keys
 
-TOPICS = ("generation-requests", "render-requests", "generation-events")
+TOPICS = ("generation-requests", "render-requests", "generation-events", "object-deletions")
 PROJECT = "local-project"
 BUCKET = "video-gen-image-bucket"
 
@@ -71,10 +71,11 @@ class Cloud:
             ),
             subprocess.Popen(
                 [
-                    str(Path(sys.executable).with_name("gcp-storage-emulator")),
-                    *("start", "--host", "127.0.0.1", "--port", str(self.storage_port)),
-                    "--in-memory",
+                    sys.executable,
+                    *("-m", "tools.gcs_emulator", "start"),
+                    *("--host", "127.0.0.1", "--port", str(self.storage_port), "--in-memory"),
                 ],
+                cwd=Path(__file__).resolve().parents[2],
                 stdout=logs,
                 stderr=subprocess.STDOUT,
             ),

@@ -25,7 +25,7 @@ from tests import imagefactory as make
 from tests.db import factories
 from tests.unit.test_uploads import FakePager
 
-EMULATOR = Path(sys.executable).with_name("gcp-storage-emulator")
+EMULATOR = (sys.executable, "-m", "tools.gcs_emulator")
 
 
 def _free_port() -> int:
@@ -45,7 +45,8 @@ class StorageEmulator:
     def __init__(self) -> None:
         self.port = _free_port()
         self.process = subprocess.Popen(
-            [str(EMULATOR), "start", "--host", "127.0.0.1", "--port", str(self.port), "-M", "-q"],
+            [*EMULATOR, "start", "--host", "127.0.0.1", "--port", str(self.port), "-M", "-q"],
+            cwd=Path(__file__).resolve().parents[2],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

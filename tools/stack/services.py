@@ -92,7 +92,7 @@ def build(config: StackConfig, spec: Manifest, db_url: str) -> list[Service]:
             command=lambda: [
                 python,
                 "-m",
-                "gcp_storage_emulator",
+                "tools.gcs_emulator",
                 "--data-dir",
                 str(config.gcs_data),
                 "start",
