@@ -133,6 +133,12 @@ CREATE TABLE IF NOT EXISTS generated_images (
     CONSTRAINT generated_images_job_index_key UNIQUE (generation_job_id, generation_index)
 );
 
+-- The object generations the render wrote (not in the design): a purge deletes an object only
+-- while it is still that generation, so a shot rendered again under the same name survives a
+-- late purge of the row it replaced.
+ALTER TABLE generated_images ADD COLUMN IF NOT EXISTS object_generation bigint;
+ALTER TABLE generated_images ADD COLUMN IF NOT EXISTS thumbnail_generation bigint;
+
 CREATE TABLE IF NOT EXISTS generation_job_reference_images (
     id                  uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     generation_job_id   uuid NOT NULL REFERENCES generation_jobs (id) ON DELETE CASCADE,
@@ -143,9 +149,11 @@ CREATE TABLE IF NOT EXISTS generation_job_reference_images (
 
 -- The transactional outbox of object deletions (not in the design; see shared/purge.py). Rows
 -- that name bucket objects are deleted in the same transaction that writes their object names
--- here; after commit the names are published to the object-deletions topic and the row goes.
--- A row whose publish failed (or whose publisher died) is published again by the maintenance
--- task `republish_deletions` once `publish_after` has passed.
+-- (and the generations recorded for them, NULL where none was) here; after commit the row's id
+-- is published to the object-deletions topic, and purge_objects deletes the objects the row
+-- names, then the row. A row still here once `publish_after` has passed (its publish failed, its
+-- publisher died, its purge never came) is published again by the maintenance task
+-- `republish_deletions`.
 CREATE TABLE IF NOT EXISTS pending_object_deletions (
     id             uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     object_names   text[] NOT NULL CONSTRAINT pending_object_deletions_object_names_check
@@ -155,6 +163,9 @@ CREATE TABLE IF NOT EXISTS pending_object_deletions (
     publish_after  timestamptz NOT NULL DEFAULT now(),
     created_at     timestamptz NOT NULL DEFAULT now()
 );
+ALTER TABLE pending_object_deletions ADD COLUMN IF NOT EXISTS object_generations bigint[]
+    CONSTRAINT pending_object_deletions_object_generations_check
+    CHECK (cardinality(object_generations) = cardinality(object_names));
 
 -- Indexes: foreign keys, statuses, and the (owner, time, id) keys every list pages by.
 CREATE INDEX IF NOT EXISTS sessions_user_updated_idx

@@ -252,12 +252,18 @@ def write(
     return blob
 
 
-def delete(object_name: str) -> bool:
-    """Delete an object; False if it was already gone."""
+DELETED, GONE, REPLACED = "deleted", "gone", "replaced"
+
+
+def delete(object_name: str, generation: int | None = None) -> str:
+    """Delete an object, and only while it is `generation` when one is given (a precondition
+    Cloud Storage checks): DELETED, GONE (nothing there) or REPLACED (another generation)."""
     try:
-        bucket().blob(object_name).delete()
+        bucket().blob(object_name).delete(if_generation_match=generation)
     except gexc.NotFound:
-        return False
+        return GONE
+    except gexc.PreconditionFailed:
+        return REPLACED
     except _RETRYABLE as exc:
         raise _transient(exc) from exc
-    return True
+    return DELETED

@@ -1,7 +1,9 @@
-"""purge_objects: Pub/Sub object-deletions, `{"object_names": [...], "reason": "..."}`.
+"""purge_objects: Pub/Sub object-deletions, `{"outbox_id": "<uuid>"}`: the objects one row of
+the deletion outbox names, each only while it is the generation recorded for it.
 
-Idempotency: deleting an object that is already gone counts as done; a storage error raises, so
-the message is redelivered (and dead-lettered after the subscription's attempts).
+Idempotency: the outbox row; an object already gone counts as done, and a row already purged
+names nothing. A storage error raises, so the message is redelivered (and dead-lettered after
+the subscription's attempts; the republisher publishes the row again later).
 """
 
 import functions_framework

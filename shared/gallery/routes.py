@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from shared import db, purge, resources
-from shared.errors import NotFound
+from shared.errors import Conflict, NotFound
 from shared.queries import generated_images, sessions
 from shared.resources import GeneratedImage
 from shared.web import pagination
@@ -59,12 +59,18 @@ def gallery(request: ApiRequest) -> Reply:
 
 
 def delete_image(user_id: Any, image_id: Any) -> list[dict[str, Any]]:
-    """Delete the user's image; returns the committed outbox entries naming its objects."""
+    """Delete the user's image of a finished job (409 while the job runs); returns the
+    committed outbox entries naming its objects."""
     with db.transaction() as conn:
-        row = generated_images.delete_owned(conn, image_id=image_id, user_id=user_id)
+        row = generated_images.delete_finished(conn, image_id=image_id, user_id=user_id)
         if row is None:
+            if generated_images.exists_owned(conn, image_id=image_id, user_id=user_id):
+                raise Conflict(
+                    "the image's generation is still running; delete it once it has finished",
+                    code="job_unfinished",
+                )
             raise NotFound("no such image")
-        return purge.enqueue(conn, purge.object_names([row]), reason="image_deleted")
+        return purge.enqueue(conn, purge.objects([row]), reason="image_deleted")
 
 
 def delete(request: ApiRequest) -> Reply:
@@ -89,6 +95,7 @@ def register(router: Router) -> None:
         delete,
         operation_id="images_delete",
         status=204,
-        summary="Delete a generated image (the session's count and thumbnail follow)",
+        errors=(409,),
+        summary="Delete a generated image of a finished generation (the session's count and thumbnail follow)",
         tags=("images",),
     )

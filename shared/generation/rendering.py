@@ -82,11 +82,11 @@ def render_shot(job_id: Any, index: int) -> None:
             return
         name = storage.generated_object_name(job_id, index, job["created_at"])
         thumbnail = storage.thumbnail_object_name(name)
-        _store(shot, name, thumbnail)
-        recorded, orphans, completed = _record(job, index, token, shot, name, thumbnail)
+        written = _store(shot, name, thumbnail)
+        recorded, orphans, completed = _record(job, index, token, shot, written)
     if not recorded:
-        for object_name in (name, thumbnail) if orphans else ():
-            storage.delete(object_name)
+        for object_name, generation in written if orphans else ():
+            storage.delete(object_name, generation)  # only what this render wrote
         log.info(
             "job finished or claim lost meanwhile: shot discarded",
             action="render.discarded",
@@ -150,16 +150,18 @@ def _decoded(data: bytes) -> Shot:
     return Shot(codecs.encode_jpeg(image), size, image, "openai")
 
 
-def _store(shot: Shot, name: str, thumbnail: str) -> None:
-    """Write the image and its thumbnail (the names are the job's: a retry overwrites them)."""
+def _store(shot: Shot, name: str, thumbnail: str) -> list[tuple[str, int]]:
+    """Write the image and its thumbnail (the names are the job's: a retry overwrites them);
+    the (name, generation) of each as written."""
     metadata = {"generation_method": shot.method}
-    storage.write(name, shot.jpeg, "image/jpeg", metadata)
+    image = storage.write(name, shot.jpeg, "image/jpeg", metadata)
     preview = codecs.thumbnail_jpeg(shot.preview, THUMBNAIL_SIDE)[0]
-    storage.write(thumbnail, preview, "image/jpeg", metadata)
+    small = storage.write(thumbnail, preview, "image/jpeg", metadata)
+    return [(name, image.generation), (thumbnail, small.generation)]
 
 
 def _record(
-    job: dict[str, Any], index: int, token: str, shot: Shot, name: str, thumbnail: str
+    job: dict[str, Any], index: int, token: str, shot: Shot, written: list[tuple[str, int]]
 ) -> tuple[bool, bool, dict[str, Any] | None]:
     """(recorded, orphaned objects, the job if this shot completed it), under the job's lock.
 
@@ -178,6 +180,7 @@ def _record(
         ):
             orphans = locked is None or index in job_runs.missing_shots(conn, job["id"])
             return False, orphans, None
+        (name, generation), (thumbnail, thumbnail_generation) = written
         generated_images.record(
             conn,
             job_id=job["id"],
@@ -193,6 +196,8 @@ def _record(
             prompt_used=job["generated_prompt"],
             generation_index=index,
             generation_method=shot.method,
+            object_generation=generation,
+            thumbnail_generation=thumbnail_generation,
         )
         completed = job_runs.complete_if_done(
             conn,

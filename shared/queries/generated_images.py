@@ -12,11 +12,11 @@ WITH inserted AS (
     INSERT INTO generated_images
         (generation_job_id, user_id, session_id, gcp_bucket_path, gcp_url, thumbnail_url,
          file_name, file_size, mime_type, width, height, prompt_used, generation_index,
-         generation_method)
+         generation_method, object_generation, thumbnail_generation)
     VALUES
         (:job_id, :user_id, :session_id, :gcp_bucket_path, :gcp_url, :thumbnail_url,
          :file_name, :file_size, :mime_type, :width, :height, :prompt_used, :generation_index,
-         :generation_method)
+         :generation_method, :object_generation, :thumbnail_generation)
     ON CONFLICT (generation_job_id, generation_index) DO NOTHING
     RETURNING *, true AS created
 )
@@ -50,13 +50,30 @@ _LIST_FOR_JOB = """
 SELECT * FROM generated_images WHERE generation_job_id = :job_id ORDER BY generation_index
 """
 
-_DELETE_OWNED = "DELETE FROM generated_images WHERE id = :id AND user_id = :user_id RETURNING *"
+# Only an image of a finished job: a job missing a shot would never complete (and the sweeper
+# would pay for the shot again). The job row is share-locked, so a retry that puts it back to
+# pending waits for this delete, and its plan then sees the shot missing.
+_DELETE_FINISHED = """
+WITH finished AS (
+    SELECT gj.id FROM generated_images gi
+      JOIN generation_jobs gj ON gj.id = gi.generation_job_id
+     WHERE gi.id = :id AND gi.user_id = :user_id
+       AND gj.status IN ('completed', 'failed', 'cancelled')
+       FOR SHARE OF gj
+)
+DELETE FROM generated_images
+ WHERE id = :id AND generation_job_id = (SELECT id FROM finished)
+RETURNING *
+"""
+
+_EXISTS_OWNED = "SELECT id FROM generated_images WHERE id = :id AND user_id = :user_id"
 
 
 def record(conn: Connection, **fields: Any) -> dict[str, Any]:
     """Insert the image of one shot, or return the one already recorded; `created` says which."""
     fields.setdefault("mime_type", "image/jpeg")
-    fields.setdefault("thumbnail_url", None)
+    for name in ("thumbnail_url", "object_generation", "thumbnail_generation"):
+        fields.setdefault(name, None)
     row = one(conn, _RECORD, fields) or one(conn, _RECORD, fields)
     assert row is not None
     return row
@@ -92,5 +109,10 @@ def list_for_job(conn: Connection, job_id: Any) -> list[dict[str, Any]]:
     return rows(conn, _LIST_FOR_JOB, {"job_id": job_id})
 
 
-def delete_owned(conn: Connection, *, image_id: Any, user_id: Any) -> dict[str, Any] | None:
-    return one(conn, _DELETE_OWNED, {"id": image_id, "user_id": user_id})
+def delete_finished(conn: Connection, *, image_id: Any, user_id: Any) -> dict[str, Any] | None:
+    """Delete the user's image if its job has finished; None otherwise (see `exists_owned`)."""
+    return one(conn, _DELETE_FINISHED, {"id": image_id, "user_id": user_id})
+
+
+def exists_owned(conn: Connection, *, image_id: Any, user_id: Any) -> bool:
+    return one(conn, _EXISTS_OWNED, {"id": image_id, "user_id": user_id}) is not None

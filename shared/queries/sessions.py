@@ -48,11 +48,11 @@ _LOCK_OWNED = "SELECT id FROM sessions WHERE id = :id AND user_id = :user_id FOR
 
 # Two indexed branches (an OR with a subquery would scan the whole table).
 _OBJECTS = """
-SELECT gi.gcp_bucket_path, gi.thumbnail_url
+SELECT gi.gcp_bucket_path, gi.thumbnail_url, gi.object_generation, gi.thumbnail_generation
   FROM generated_images gi
  WHERE gi.session_id = :id
 UNION
-SELECT gi.gcp_bucket_path, gi.thumbnail_url
+SELECT gi.gcp_bucket_path, gi.thumbnail_url, gi.object_generation, gi.thumbnail_generation
   FROM generation_jobs j
   JOIN generated_images gi ON gi.generation_job_id = j.id
  WHERE j.session_id = :id
@@ -98,7 +98,7 @@ def lock_owned(conn: Connection, *, session_id: Any, user_id: Any) -> bool:
 
 
 def objects(conn: Connection, *, session_id: Any) -> list[dict[str, Any]]:
-    """gcp_bucket_path and thumbnail_url of every generated image in the session."""
+    """The object names and generations of every generated image in the session."""
     return rows(conn, _OBJECTS, {"id": session_id})
 
 

@@ -81,8 +81,8 @@ def delete_session(user_id: Any, session_id: Any) -> list[dict[str, Any]]:
     with db.transaction() as conn:
         if not sessions.lock_owned(conn, session_id=session_id, user_id=user_id):
             raise _not_found()
-        names = purge.object_names(sessions.objects(conn, session_id=session_id))
-        entries = purge.enqueue(conn, names, reason="session_deleted")
+        stored = purge.objects(sessions.objects(conn, session_id=session_id))
+        entries = purge.enqueue(conn, stored, reason="session_deleted")
         sessions.delete(conn, session_id=session_id)
     return entries
 

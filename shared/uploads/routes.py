@@ -251,9 +251,11 @@ def delete_image(request: ApiRequest) -> Reply:
         )
         if row is None:
             raise NotFound("no such reference image")
+        # Upload names are never reused (a microsecond timestamp, create-only signed PUTs), so
+        # the object goes by name, whatever its generation.
         entries = purge.enqueue(
             conn,
-            [storage.object_name_from_bucket_path(row["gcp_bucket_path"])],
+            [(storage.object_name_from_bucket_path(row["gcp_bucket_path"]), None)],
             reason="reference_image_deleted",
         )
     purge.publish(entries)

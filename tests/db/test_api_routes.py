@@ -267,6 +267,7 @@ def test_deleting_an_image_updates_count_and_thumbnail_and_queues_its_objects(al
         row = db.one(conn, "SELECT * FROM sessions WHERE id = :id", {"id": session["id"]})
         job = make.job(conn, owner, row)
         first, second = make.image(conn, job, 1), make.image(conn, job, 2)
+        _set_status(conn, job, "completed")
     entries = gallery.delete_image(owner["id"], first["id"])
     assert [list(e["object_names"]) for e in entries] == [
         [f"generated/{job['id']}/1_20261130T000000Z.jpg"]
@@ -276,8 +277,38 @@ def test_deleting_an_image_updates_count_and_thumbnail_and_queues_its_objects(al
     with db.transaction() as conn:
         assert db.one(conn, "SELECT count(*) AS n FROM pending_object_deletions")["n"] == 1
         assert (
-            generated_images.delete_owned(conn, image_id=first["id"], user_id=owner["id"]) is None
+            generated_images.delete_finished(conn, image_id=first["id"], user_id=owner["id"])
+            is None
         )
+
+
+def _set_status(conn: db.Connection, job: dict, status: str) -> None:
+    db.execute(
+        conn,
+        "UPDATE generation_jobs SET status = :status WHERE id = :id",
+        {"status": status, "id": job["id"]},
+    )
+
+
+def test_an_image_of_an_unfinished_job_cannot_be_deleted(alice):
+    """A job missing a shot would never complete, and its re-render would be paid again."""
+    session = _session(alice)
+    owner = {"id": _user_id(alice)}
+    with db.transaction() as conn:
+        row = db.one(conn, "SELECT * FROM sessions WHERE id = :id", {"id": session["id"]})
+        job = make.job(conn, owner, row)
+        image = make.image(conn, job, 1)
+    path = f"/v1/images/{image['id']}"
+    for status in ("pending", "processing", "completed"):
+        with db.transaction() as conn:
+            _set_status(conn, job, status)
+        response = call("DELETE", path, token=alice)
+        if status == "completed":
+            assert response.status_code == 204
+        else:
+            assert response.status_code == 409, status
+            assert body(response)["error"]["code"] == "job_unfinished"
+    assert call("DELETE", path, token=alice).status_code == 404
 
 
 def test_deleting_a_session_takes_everything_and_queues_every_object(alice):

@@ -20,7 +20,7 @@ from werkzeug.wrappers import Request
 
 from shared import config, db, pubsub, routes, storage
 from shared.events import StorageObject
-from shared.queries import reference_images
+from shared.queries import object_deletions, reference_images
 from shared.uploads import registration
 from shared.web.dispatch import dispatch
 from tests import imagefactory as make
@@ -232,5 +232,9 @@ def test_delete_removes_the_row_and_asks_for_the_object(
     assert (status, body) == (204, None)
     with db.transaction() as conn:
         assert reference_images.get_owned(conn, image_id=image["id"], user_id=owner["id"]) is None
-    assert deletions() == [{"object_names": [name], "reason": "reference_image_deleted"}]
+    (message,) = deletions()
+    with db.transaction() as conn:
+        entry = object_deletions.get(conn, outbox_id=message["outbox_id"])
+    assert entry is not None and entry["reason"] == "reference_image_deleted"
+    assert (entry["object_names"], entry["object_generations"]) == ([name], [None])
     assert call(owner, "DELETE", f"/v1/reference-images/{image['id']}")[0] == 404
