@@ -124,7 +124,7 @@ class _Reader:
         value = self.env.get(name, "").strip()
         return value or default
 
-    def integer(self, name: str, default: int, minimum: int = 0) -> int:
+    def integer(self, name: str, default: int, minimum: int = 0, maximum: int | None = None) -> int:
         raw = self.text(name)
         if raw is None:
             return default
@@ -135,6 +135,8 @@ class _Reader:
             return default
         if value < minimum:
             self.problems.append(f"{name} must be >= {minimum}, got {value}")
+        if maximum is not None and value > maximum:
+            self.problems.append(f"{name} must be <= {maximum}, got {value}")
         return value
 
     def number(self, name: str, default: float) -> float:
@@ -260,7 +262,10 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         or "",
     )
     uploads = UploadLimits(
-        max_bytes=r.integer("UPLOAD_MAX_BYTES", UploadLimits.max_bytes, minimum=1),
+        # At most the default: the bound the OpenAPI document gives for a signed upload's size.
+        max_bytes=r.integer(
+            "UPLOAD_MAX_BYTES", UploadLimits.max_bytes, minimum=1, maximum=UploadLimits.max_bytes
+        ),
         max_pixels=r.integer("UPLOAD_MAX_PIXELS", UploadLimits.max_pixels, minimum=1),
         max_side=r.integer("UPLOAD_MAX_SIDE", UploadLimits.max_side, minimum=1),
         formats=_upload_formats(r),

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import JsonDict, SkipJsonSchema
 
+from shared.config import UploadLimits
 from shared.resources import ReferenceImage
+from shared.vocabulary import REFERENCE_MIME_TYPES
 
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 
@@ -17,16 +20,27 @@ class SignedUploadRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     file_name: str = Field(min_length=1, max_length=255)
-    mime_type: str = Field(min_length=1, max_length=100)
-    file_size: int = Field(gt=0)
+    # What UPLOAD_FORMATS may allow (a deployment that allows fewer answers 415 for the rest).
+    mime_type: Literal[REFERENCE_MIME_TYPES]  # type: ignore[valid-type]
+    # UPLOAD_MAX_BYTES may lower this bound (413 past it), never raise it.
+    file_size: int = Field(gt=0, le=UploadLimits.max_bytes)
     session_id: str | None = Field(default=None, pattern=UUID_PATTERN)
+
+
+def _no_default(schema: JsonDict) -> None:
+    schema.pop("default", None)
 
 
 class UploadForm(BaseModel):
-    """The multipart body of POST /v1/uploads (documentation only: `_multipart` reads it)."""
+    """The multipart body of POST /v1/uploads (documentation only: `_multipart` reads it, by the
+    same rules: no other fields, each field once, `session_id` a uuid when given)."""
 
+    model_config = ConfigDict(extra="forbid")
     file: bytes = Field(description="The image: JPEG, PNG or WebP.")
-    session_id: str | None = Field(default=None, pattern=UUID_PATTERN)
+    # A form field is text: it is absent or a uuid, never null.
+    session_id: Annotated[str, Field(pattern=UUID_PATTERN)] | SkipJsonSchema[None] = Field(
+        None, json_schema_extra=_no_default
+    )
 
 
 class SignedUpload(BaseModel):

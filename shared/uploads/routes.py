@@ -10,6 +10,7 @@ size range, create-only (`x-goog-if-generation-match: 0`) and the session (objec
 
 from __future__ import annotations
 
+import re
 from typing import IO, Any
 
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
@@ -22,6 +23,7 @@ from shared.uploads import imageinfo, registration
 from shared.uploads.filenames import sanitize_filename
 from shared.uploads.imageinfo import ImageRejected
 from shared.uploads.models import (
+    UUID_PATTERN,
     ReferenceImagePage,
     SignedUpload,
     SignedUploadRequest,
@@ -117,35 +119,49 @@ def _owned_session(user_id: Any, session_id: str | None) -> str | None:
     return session_id
 
 
+def _form_problems(raw: Any) -> list[dict[str, str]]:
+    """What makes the parsed form differ from UploadForm: other fields, repeated fields."""
+    given = [("file", name) for name in raw.files] + [("field", name) for name in raw.form]
+    problems = [
+        {"field": name, "problem": "Extra inputs are not permitted"}
+        for kind, name in given
+        if (kind, name) not in (("file", "file"), ("field", "session_id"))
+    ]
+    for name, values in (("file", raw.files), ("session_id", raw.form)):
+        if len(values.getlist(name)) > 1:
+            problems.append({"field": name, "problem": "given more than once"})
+    return problems
+
+
 def _multipart(request: ApiRequest) -> tuple[Any, str | None]:
     """The `file` part and the `session_id` field, with every limit checked before reading."""
     raw = request.raw
     if raw.mimetype != "multipart/form-data":
         raise UnsupportedMediaType("send multipart/form-data with the image in the field 'file'")
-    raw.max_content_length = config.settings().uploads.max_bytes + MULTIPART_OVERHEAD
+    limit = config.settings().uploads.max_bytes
+    raw.max_content_length = limit + MULTIPART_OVERHEAD
     raw.max_form_memory_size = MAX_FORM_MEMORY_BYTES
     raw.max_form_parts = MAX_FORM_PARTS
     try:  # Werkzeug refuses a Content-Length over max_content_length before reading the body
         with reading_body():
-            upload, session_field = raw.files.get("file"), raw.form.get("session_id")
+            problems = _form_problems(raw)
     except RequestEntityTooLarge as exc:
-        limit = config.settings().uploads.max_bytes
+        if raw.content_length is not None and raw.content_length <= raw.max_content_length:
+            # Not the body's size: more parts than the form has fields, or a field too large.
+            raise InvalidInput("the form has too many parts or too large a field") from exc
         raise PayloadTooLarge(
             "the request body is too large", details={"max_bytes": limit}
         ) from exc
     except HTTPException as exc:
         raise InvalidInput("the multipart body is malformed") from exc
+    upload, session_field = raw.files.get("file"), raw.form.get("session_id")
     if upload is None:
-        raise InvalidInput(
-            "the image is missing", details=[{"field": "file", "problem": "Field required"}]
-        )
-    session_id = registration.as_uuid(session_field)
-    if session_field and session_id is None:
-        raise InvalidInput(
-            "the session id is not valid",
-            details=[{"field": "session_id", "problem": "not a uuid"}],
-        )
-    return upload, session_id
+        problems.append({"field": "file", "problem": "Field required"})
+    if session_field is not None and not re.fullmatch(UUID_PATTERN, session_field):
+        problems.append({"field": "session_id", "problem": "not a uuid"})
+    if problems:
+        raise InvalidInput("the form has invalid fields", details=problems)
+    return upload, registration.as_uuid(session_field)
 
 
 def _identify(stream: IO[bytes], size: int) -> imageinfo.ImageInfo:

@@ -98,3 +98,12 @@ def test_settings_are_built_once(monkeypatch):
         assert config.settings() is config.settings()
     finally:
         config.settings.cache_clear()
+
+
+def test_the_upload_limit_may_be_lowered_not_raised():
+    """The OpenAPI document bounds a signed upload's size at the default."""
+    base = {"DATABASE_URL": "postgresql://u:p@127.0.0.1:5432/db"}
+    assert config.load({**base, "UPLOAD_MAX_BYTES": "1000"}).uploads.max_bytes == 1000
+    with pytest.raises(ConfigError) as caught:
+        config.load({**base, "UPLOAD_MAX_BYTES": str(20 * 1024 * 1024 + 1)})
+    assert "UPLOAD_MAX_BYTES must be <= 20971520" in str(caught.value)
