@@ -23,7 +23,8 @@ def _outbox_ids() -> set[uuid.UUID]:
 
 
 def test_a_message_deletes_only_what_its_outbox_rows_name(cloud):  # noqa: F811
-    queued, other = f"generated/{uuid.uuid4()}/1_x.jpg", f"generated/{uuid.uuid4()}/1_y.jpg"
+    prefix = f"generated/{uuid.uuid4()}/"
+    queued, other = f"{prefix}1_x.jpg", f"{prefix}2_y.jpg"
     generations = {
         name: storage.write(name, b"jpeg", "image/jpeg").generation for name in (queued, other)
     }
@@ -34,10 +35,10 @@ def test_a_message_deletes_only_what_its_outbox_rows_name(cloud):  # noqa: F811
     with pytest.raises(InvalidInput):
         purge.purge({"object_names": [other], "reason": "forged"})
     assert purge.purge({"outbox_id": str(uuid.uuid4())})["deleted"] == 0
-    assert cloud.objects("generated/") == sorted([queued, other])
+    assert cloud.objects(prefix) == [queued, other]
 
     assert purge.purge({"outbox_id": str(entry["id"])})["deleted"] == 1
-    assert cloud.objects("generated/") == [other]
+    assert cloud.objects(prefix) == [other]
     assert entry["id"] not in _outbox_ids()  # done: a redelivery finds nothing to do
     assert purge.purge({"outbox_id": str(entry["id"])})["deleted"] == 0
 

@@ -5,8 +5,10 @@ types, headers and bodies as documented, schema-valid requests accepted and sche
 ones refused, resources available after creation and gone after deletion, auth enforced). What
 a check cannot hold is named, with the reason, in schemathesis.toml; the run is bounded there.
 
-The stateful phase runs on one worker: its scenarios share one user, and a scenario on another
-worker may delete the session (and with it the job) that this one has just created.
+One worker: the stateful scenarios share one user, so a scenario on another worker may delete
+the session (and with it the job) that this one has just created; and schemathesis's workers are
+threads whose data generation parses lambdas with `ast`, which CPython 3.11 does not do safely
+from two threads at once (gh-106905: an intermittent SystemError inside schemathesis).
 """
 
 from __future__ import annotations
@@ -36,27 +38,22 @@ def test_the_api_keeps_its_document_under_fuzzing(stack: Stack, tmp_path: Path) 
     headers = {"Authorization": f"Bearer {token}"}
     for title in ("first", "second"):  # something for the stateful phase to walk
         requests.post(f"{api}/v1/sessions", json={"title": title}, headers=headers, timeout=10)
-    common = [
+    command = [
         str(SCHEMATHESIS),
         "run",
         "openapi/openapi.json",
         f"--url={api}",
         f"--header=Authorization: Bearer {token}",
+        "--workers=1",
         "--request-timeout=30",
         "--report=junit",
+        f"--report-dir={tmp_path}",
     ]
-    runs = [
-        ["--phases=examples,coverage,fuzzing", "--workers=2", f"--report-dir={tmp_path / 'a'}"],
-        ["--phases=stateful", "--workers=1", f"--report-dir={tmp_path / 'b'}"],
-    ]
-    outputs = []
-    for extra in runs:
-        result = subprocess.run(
-            [*common, *extra], cwd=ROOT, capture_output=True, text=True, timeout=400, check=False
-        )
-        summary = result.stdout[-8000:]
-        assert result.returncode == 0, summary
-        assert " failed" not in summary.splitlines()[-1]
-        outputs.append(result.stdout)
+    result = subprocess.run(
+        command, cwd=ROOT, capture_output=True, text=True, timeout=600, check=False
+    )
+    summary = result.stdout[-8000:]
+    assert result.returncode == 0, summary
+    assert " failed" not in summary.splitlines()[-1]
     operations = sum(len(ops) for ops in json.loads(DOCUMENT.read_text())["paths"].values())
-    assert all(f"{operations} selected / {operations} total" in out for out in outputs)
+    assert f"{operations} selected / {operations} total" in result.stdout
