@@ -82,10 +82,10 @@ def signing_cost() -> tuple[float, float]:
     for i in range(200):
         storage.signed_url(f"generated/bench/{i}.jpg")
     cold = (time.perf_counter() - started) / 200 * 1000
-    storage.signed_get_url("generated/bench/hit.jpg")
+    storage.signed_get_urls(["generated/bench/hit.jpg"])
     started = time.perf_counter()
     for _ in range(2000):
-        storage.signed_get_url("generated/bench/hit.jpg")
+        storage.signed_get_urls(["generated/bench/hit.jpg"])
     warm = (time.perf_counter() - started) / 2000 * 1000
     return cold, warm
 

@@ -13,6 +13,9 @@ import os
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
@@ -160,46 +163,84 @@ def signed_url(
     return url, expires_at
 
 
+@dataclass(frozen=True)
+class SignedUrl:
+    """A signed GET URL and the instant it stops loading."""
+
+    url: str
+    expires_at: datetime
+
+
+# Signatures in flight at once per process. On GCP each is an IAM signBlob round trip, so a
+# gallery page of 20 images and thumbnails signs in two rounds instead of forty.
+SIGNING_CONCURRENCY = 20
+
+
 class _SignedUrlCache:
     """Signed GET URLs per object, reused for the first half of their lifetime.
 
     Signing costs an RSA signature locally and an IAM signBlob call on GCP; a gallery page
     would otherwise sign every URL on every view. A reused URL still has at least half its
     lifetime left, and a browser sees the same URL again, so its image cache works too.
+    A page's missing URLs are signed concurrently, at most SIGNING_CONCURRENCY at a time.
     """
 
-    def __init__(self, max_entries: int = 50_000) -> None:
+    def __init__(self, max_entries: int = 50_000, concurrency: int = SIGNING_CONCURRENCY) -> None:
         self._lock = threading.Lock()
-        self._entries: OrderedDict[str, tuple[str, float]] = OrderedDict()
+        self._entries: OrderedDict[str, tuple[SignedUrl, float]] = OrderedDict()
+        self._signers: ThreadPoolExecutor | None = None
         self.max_entries = max_entries
+        self.concurrency = concurrency
 
-    def get(self, object_name: str) -> str:
+    def get_many(self, object_names: Iterable[str]) -> dict[str, SignedUrl]:
+        """A fresh signed URL for each object, from the cache or signed now."""
+        names = list(dict.fromkeys(object_names))
         now = time.monotonic()
+        found: dict[str, SignedUrl] = {}
         with self._lock:
-            hit = self._entries.get(object_name)
-            if hit and hit[1] > now:
-                self._entries.move_to_end(object_name)
-                return hit[0]
+            for name in names:
+                hit = self._entries.get(name)
+                if hit and hit[1] > now:
+                    self._entries.move_to_end(name)
+                    found[name] = hit[0]
+        missing = [name for name in names if name not in found]
+        if not missing:
+            return found
         ttl = config.settings().signed_url_ttl_seconds
-        url, _ = signed_url(object_name, ttl_seconds=ttl)
+        if len(missing) == 1 or self.concurrency == 1:
+            signed = [_signed_get(name, ttl) for name in missing]
+        else:
+            signed = list(self._pool().map(lambda name: _signed_get(name, ttl), missing))
         with self._lock:
-            self._entries[object_name] = (url, now + ttl / 2)
-            self._entries.move_to_end(object_name)
+            for name, url in zip(missing, signed, strict=True):
+                self._entries[name] = (url, now + ttl / 2)
+                self._entries.move_to_end(name)
             while len(self._entries) > self.max_entries:
                 self._entries.popitem(last=False)
-        return url
+        return found | dict(zip(missing, signed, strict=True))
+
+    def _pool(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._signers is None:
+                self._signers = ThreadPoolExecutor(self.concurrency, "sign-url")
+            return self._signers
 
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
 
 
+def _signed_get(object_name: str, ttl: int) -> SignedUrl:
+    url, expires_at = signed_url(object_name, ttl_seconds=ttl)
+    return SignedUrl(url, expires_at)
+
+
 signed_urls = _SignedUrlCache()
 
 
-def signed_get_url(object_name: str) -> str:
-    """A signed GET URL for the object, from the process's cache when one is still fresh."""
-    return signed_urls.get(object_name)
+def signed_get_urls(object_names: Iterable[str]) -> dict[str, SignedUrl]:
+    """Signed GET URLs for the objects, from the process's cache where one is still fresh."""
+    return signed_urls.get_many(object_names)
 
 
 def _transient(exc: Exception) -> Transient:

@@ -54,7 +54,7 @@ def gallery(request: ApiRequest) -> Reply:
         )
     return Reply(
         200,
-        {"items": [resources.generated_image(r) for r in served], "next_cursor": next_cursor},
+        {"items": resources.generated_images(served), "next_cursor": next_cursor},
     )
 
 

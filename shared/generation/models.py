@@ -11,7 +11,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from shared.generation.parameters import JobParameters
-from shared.resources import GeneratedImage, ReferenceImage
+from shared.resources import URLS_EXPIRE_AT, GeneratedImage, ReferenceImage, signed_url
 from shared.vocabulary import GENERATION_METHODS, JOB_STATUSES
 from shared.web.pagination import PageQuery
 
@@ -71,10 +71,11 @@ class Job(JobFields):
     """One job with its reference images and the images made so far."""
 
     reference_images: list[ReferenceImage]
-    reference_image_urls: list[str] = Field(
-        description="Signed URLs of `reference_images`, in the same order."
+    reference_image_urls: list[str] = signed_url(
+        "Each of `reference_images`, in the same order (their `url`)."
     )
     images: list[GeneratedImage]
+    urls_expire_at: datetime | None = URLS_EXPIRE_AT
 
 
 class JobSummary(JobFields):

@@ -137,5 +137,10 @@ def list_route(request: ApiRequest) -> Reply:
             status=status,
             after=after,
         )
-    body = pagination.page(page, limit, lambda r: (r["created_at"], r["id"]), service.job_summary)
+    body = pagination.page(
+        page,
+        limit,
+        lambda r: (r["created_at"], r["id"]),
+        lambda rows: list(map(service.job_summary, rows)),
+    )
     return Reply(200, body)

@@ -146,13 +146,15 @@ def job_resource(job_id: Any) -> dict[str, Any]:
         references = jobs.references(conn, job_id)
         images = generated_images.list_for_job(conn, job_id)
     assert job is not None
-    shown = [resources.reference_image(r) for r in references]
+    urls = resources.sign(images=images, references=references)
+    shown = [resources.reference_image(r, urls) for r in references]
     return {
         **job,
         "progress": {"done": len(images), "total": job["number_of_shots"]},
         "reference_images": shown,
         "reference_image_urls": [r["url"] for r in shown],
-        "images": [resources.generated_image(i) for i in images],
+        "images": [resources.generated_image(i, urls) for i in images],
+        "urls_expire_at": resources.expiry(*urls.values()),
     }
 
 

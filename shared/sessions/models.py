@@ -8,6 +8,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field, StringConstraints
 
+from shared.resources import URLS_EXPIRE_AT, signed_url
 from shared.web.models import NON_BLANK_TEXT, Strict
 
 Title = Annotated[
@@ -29,14 +30,15 @@ class Session(BaseModel):
     id: UUID
     user_id: UUID
     title: str
-    thumbnail_url: str | None = Field(description="Canonical URL of the first generated image.")
-    thumbnail_image_id: UUID | None
-    thumbnail_signed_url: str | None = Field(
-        description="Short-lived signed URL of the thumbnail (its small version when there is one)."
+    thumbnail_url: str | None = signed_url(
+        "The session's thumbnail: its first generated image, in its small version when there "
+        "is one."
     )
+    thumbnail_image_id: UUID | None
     generated_count: int
     created_at: datetime
     updated_at: datetime
+    urls_expire_at: datetime | None = URLS_EXPIRE_AT
 
 
 class SessionPage(BaseModel):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared import db, purge, storage
+from shared import db, purge, resources
 from shared.errors import NotFound
 from shared.queries import sessions
 from shared.sessions.models import Session, SessionCreate, SessionPage, SessionUpdate
@@ -20,13 +20,7 @@ from shared.web.router import Reply, Router
 
 def resource(row: dict[str, Any]) -> dict[str, Any]:
     """A session row as the API shows it: the table's fields and a signed thumbnail URL."""
-    thumbnail = row.get("thumbnail_small_url") or row.get("thumbnail_url")
-    return {
-        **row,
-        "thumbnail_signed_url": (
-            storage.signed_get_url(storage.object_name_from_url(thumbnail)) if thumbnail else None
-        ),
-    }
+    return resources.sessions([row])[0]
 
 
 def _not_found() -> NotFound:
@@ -47,7 +41,9 @@ def list_sessions(request: ApiRequest) -> Reply:
         found = sessions.list_for_user(
             conn, user_id=request.user_id, limit=query.limit + 1, after=after
         )
-    body = pagination.page(found, query.limit, lambda r: (r["updated_at"], r["id"]), resource)
+    body = pagination.page(
+        found, query.limit, lambda r: (r["updated_at"], r["id"]), resources.sessions
+    )
     return Reply(200, body)
 
 

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import JsonDict, SkipJsonSchema
 
 from shared.config import UploadLimits
-from shared.resources import ReferenceImage
+from shared.resources import STORAGE_PATH, ReferenceImage
 from shared.vocabulary import REFERENCE_MIME_TYPES
 
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
@@ -46,10 +46,14 @@ class UploadForm(BaseModel):
 class SignedUpload(BaseModel):
     """Where and how the client PUTs the file; the bucket event registers it afterwards."""
 
-    upload_url: str = Field(description="V4 signed URL, valid until `expires_at`.")
+    upload_url: str = Field(
+        description="Signed: a V4 signed PUT URL of the object to create, which loads from where "
+        "the client runs (locally: the storage emulator) until `expires_at`.",
+        json_schema_extra={"format": "uri", "x-signed-url": True},
+    )
     method: Literal["PUT"]
     headers: dict[str, str] = Field(description="Send exactly these headers with the PUT.")
-    gcp_bucket_path: str
+    gcp_bucket_path: str = Field(description=STORAGE_PATH)
     expires_at: datetime
 
 

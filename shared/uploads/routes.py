@@ -193,7 +193,7 @@ def upload(request: ApiRequest) -> Reply:
     if row is None:
         raise NotFound("the user no longer exists")
     return Reply(
-        201, resources.reference_image(row), {"Location": f"/v1/reference-images/{row['id']}"}
+        201, resources.reference_images([row])[0], {"Location": f"/v1/reference-images/{row['id']}"}
     )
 
 
@@ -241,7 +241,7 @@ def list_images(request: ApiRequest) -> Reply:
             conn, user_id=request.user_id, limit=size + 1, after=after
         )
     body = pagination.page(
-        found, size, lambda r: (r["uploaded_at"], r["id"]), resources.reference_image
+        found, size, lambda r: (r["uploaded_at"], r["id"]), resources.reference_images
     )
     return Reply(200, body)
 
@@ -252,7 +252,7 @@ def get_image(request: ApiRequest) -> Reply:
         row = reference_images.get_owned(conn, image_id=_image_id(request), user_id=request.user_id)
     if row is None:
         raise NotFound("no such reference image")
-    return Reply(200, resources.reference_image(row))
+    return Reply(200, resources.reference_images([row])[0])
 
 
 def delete_image(request: ApiRequest) -> Reply:

@@ -91,9 +91,10 @@ def page(
     rows: Sequence[dict[str, Any]],
     page_size: int,
     key: Callable[[dict[str, Any]], tuple[datetime, Any]],
-    render: Callable[[dict[str, Any]], Any],
+    render: Callable[[list[dict[str, Any]]], list[Any]],
 ) -> dict[str, Any]:
-    """A page body from up to page_size + 1 rows (the extra row only says another page exists)."""
+    """A page body from up to page_size + 1 rows (the extra row only says another page exists);
+    `render` turns the served rows into items, all at once (their URLs are signed together)."""
     served = list(rows[:page_size])
     next_cursor = encode(*key(served[-1])) if len(rows) > page_size and served else None
-    return {"items": [render(r) for r in served], "next_cursor": next_cursor}
+    return {"items": render(served), "next_cursor": next_cursor}

@@ -73,7 +73,7 @@ def test_create_defaults_and_titles(alice):
     session = body(created)
     assert session["title"] == "New Session" and session["generated_count"] == 0
     assert created.headers["Location"] == f"/v1/sessions/{session['id']}"
-    assert session["thumbnail_url"] is None and session["thumbnail_signed_url"] is None
+    assert session["thumbnail_url"] is None and session["urls_expire_at"] is None
     assert _session(alice, "  Paris, 🌧 at dusk  ")["title"] == "  Paris, 🌧 at dusk  "
     injection = "'); DROP TABLE sessions; --"
     assert _session(alice, injection)["title"] == injection
@@ -194,10 +194,10 @@ def test_session_list_pages_newest_activity_first_with_thumbnail_and_count(alice
     assert [s["title"] for s in seen] == ["s0", "s6", "s5", "s4", "s3", "s2", "s1"]
     top = seen[0]
     assert top["generated_count"] == 1 and top["thumbnail_image_id"] == str(image["id"])
-    assert top["thumbnail_url"] == image["gcp_url"]
-    assert "/thumbnails/generated/" in top["thumbnail_signed_url"] and _signed(
-        top["thumbnail_signed_url"]
-    )
+    # The URL field holds the signed URL of the small version; the canonical address stays in
+    # the database.
+    assert "/thumbnails/generated/" in top["thumbnail_url"] and _signed(top["thumbnail_url"])
+    assert "gcp_url" not in top and "thumbnail_signed_url" not in top
 
 
 @pytest.mark.parametrize("cursor", ["garbage", "W10", "WyJ4IiwieSJd", "WyIyMDI2LTAxLTAxIiwieCJd"])

@@ -171,7 +171,9 @@ def test_get_shows_progress_references_and_signed_images_to_the_owner_only(cloud
     assert "X-Goog-Signature" in shown["reference_image_urls"][0]
     (image,) = shown["images"]
     assert image["generation_index"] == 2 and "X-Goog-Signature" in image["url"]
-    assert "X-Goog-Signature" in image["thumbnail_signed_url"]
+    assert "X-Goog-Signature" in image["thumbnail_url"] and "gcp_url" not in image
+    expiry = min(image["urls_expire_at"], shown["reference_images"][0]["urls_expire_at"])
+    assert shown["urls_expire_at"] == expiry
     assert call(bob, "GET", f"/v1/generations/{job['id']}")[0] == 404
     assert call(alice, "GET", "/v1/generations/not-a-uuid")[0] == 404
 

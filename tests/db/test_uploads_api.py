@@ -29,7 +29,7 @@ from tests.db import test_uploads as base
 
 emulator, bucket, owner = base.emulator, base.bucket, base.owner
 PUBSUB_JARS = Path("/usr/lib/google-cloud-sdk/platform/pubsub-emulator/lib")
-VOLATILE = ("id", "gcp_bucket_path", "gcp_url", "uploaded_at", "created", "url")
+VOLATILE = ("id", "gcp_bucket_path", "uploaded_at", "created", "url", "urls_expire_at")
 
 
 def call(user: dict[str, Any], method: str, path: str, **builder: Any) -> tuple[int, Any, Any]:

@@ -143,7 +143,7 @@ def test_session_flow_with_signed_urls_and_deletes_that_purge_objects(
 
     listed = alice("GET", "/v1/sessions?limit=5").json()["items"]
     assert listed[0]["id"] == session["id"] and listed[0]["generated_count"] == 3
-    thumbnail = requests.get(listed[0]["thumbnail_signed_url"], timeout=TIMEOUT)
+    thumbnail = requests.get(listed[0]["thumbnail_url"], timeout=TIMEOUT)
     assert thumbnail.status_code == 200 and thumbnail.content == b"jpeg"
     gallery = alice("GET", f"/v1/sessions/{session['id']}/images?limit=2").json()
     assert [i["generation_index"] for i in gallery["items"]] == [1, 2] and gallery["next_cursor"]

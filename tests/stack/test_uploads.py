@@ -22,7 +22,7 @@ from tools.stack import events
 from tools.stack.procs import http_answers
 
 pytestmark = pytest.mark.stack
-VOLATILE = ("id", "gcp_bucket_path", "gcp_url", "uploaded_at", "url")
+VOLATILE = ("id", "gcp_bucket_path", "uploaded_at", "url", "urls_expire_at")
 
 
 class Caller:

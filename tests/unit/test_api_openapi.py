@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import jsonschema_rs
 
@@ -42,3 +43,29 @@ def test_every_schema_is_valid_json_schema_2020_12():
     )
     for name, schema in document["components"]["schemas"].items():
         assert meta.is_valid(schema), name
+
+
+def _properties(document: dict) -> list[tuple[str, str, dict]]:
+    """(schema, property, its schema) of every schema in the document."""
+    return [
+        (name, prop, schema)
+        for name, model in document["components"]["schemas"].items()
+        for prop, schema in model.get("properties", {}).items()
+    ]
+
+
+def test_every_url_field_is_documented_as_signed_and_until_when():
+    document = json.loads(openapi.DOCUMENT.read_text(encoding="utf-8"))
+    schemas = document["components"]["schemas"]
+    url_fields = [
+        (name, prop, schema)
+        for name, prop, schema in _properties(document)
+        if prop == "url" or prop.endswith(("_url", "_urls"))
+    ]
+    assert {n for n, _, _ in url_fields} >= {"GeneratedImage", "ReferenceImage", "Session", "Job"}
+    for name, prop, schema in url_fields:
+        assert schema.get("x-signed-url") is True, f"{name}.{prop} is not a signed URL"
+        until = re.search(r"until `(\w+)`", schema["description"])
+        assert until and until.group(1) in schemas[name]["properties"], f"{name}.{prop}"
+    canonical = [f"{n}.{p}" for n, p, _ in _properties(document) if p == "gcp_url"]
+    assert canonical == [], "canonical addresses stay in the database"
