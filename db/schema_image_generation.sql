@@ -282,3 +282,36 @@ CREATE OR REPLACE TRIGGER sessions_set_updated_at
 CREATE OR REPLACE TRIGGER generation_jobs_set_updated_at
     BEFORE UPDATE ON generation_jobs
     FOR EACH ROW EXECUTE FUNCTION set_updated_at();
+
+-- Change notifications for blocking reads (shared/changes.py: one LISTEN connection per api
+-- instance). The transactions that change a job (its row, or an image recorded or deleted) or a
+-- session notify 'job:<id>' or 'session:<id>' on the channel imagegen_changes; PostgreSQL
+-- delivers them at commit, once per distinct payload per transaction, and never for a rollback.
+-- Claims and heartbeats change only `leases` and notify nothing.
+CREATE OR REPLACE FUNCTION notify_change() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    changed jsonb := to_jsonb(CASE TG_OP WHEN 'DELETE' THEN OLD ELSE NEW END);
+BEGIN
+    PERFORM pg_notify('imagegen_changes', TG_ARGV[0] || ':' || (changed ->> TG_ARGV[1]));
+    RETURN NULL;
+END;
+$$;
+
+CREATE OR REPLACE TRIGGER generation_jobs_notify_update
+    AFTER UPDATE ON generation_jobs
+    FOR EACH ROW
+    WHEN ((to_jsonb(OLD) - 'leases' - 'updated_at') IS DISTINCT FROM (to_jsonb(NEW) - 'leases' - 'updated_at'))
+    EXECUTE FUNCTION notify_change('job', 'id');
+
+CREATE OR REPLACE TRIGGER generation_jobs_notify_delete
+    AFTER DELETE ON generation_jobs
+    FOR EACH ROW EXECUTE FUNCTION notify_change('job', 'id');
+
+CREATE OR REPLACE TRIGGER generated_images_notify_change
+    AFTER INSERT OR DELETE ON generated_images
+    FOR EACH ROW EXECUTE FUNCTION notify_change('job', 'generation_job_id');
+
+CREATE OR REPLACE TRIGGER sessions_notify_change
+    AFTER UPDATE OR DELETE ON sessions
+    FOR EACH ROW EXECUTE FUNCTION notify_change('session', 'id');

@@ -26,7 +26,8 @@ from shared.web.router import Route, Router, is_uuid_param
 DOCUMENT = Path(__file__).resolve().parent.parent / "openapi" / "openapi.json"
 REF = "#/components/schemas/{model}"
 ERROR_TEXT = {
-    400: "Invalid input: malformed JSON, wrong types, unknown fields, a bad cursor or limit",
+    400: "Invalid input: malformed JSON, wrong types, unknown fields, a bad cursor or limit, a "
+    "malformed header",
     401: "Missing, malformed, expired or wrongly signed bearer token",
     404: "No such resource (another user's resource answers the same)",
     409: "Conflict",
@@ -38,11 +39,17 @@ ERROR_TEXT = {
 }
 
 
+NOT_MODIFIED = (
+    "Not Modified: the resource still has the version If-None-Match names (with Prefer: wait, "
+    "after waiting that long for a change)"
+)
+
+
 def error_statuses(route: Route) -> list[int]:
     """The error statuses a route can answer, from its shape plus its declared extras."""
     statuses = set(route.errors)
-    if route.body is not None or route.query is not None:
-        statuses.add(400)
+    if route.body is not None or route.query is not None or route.headers:
+        statuses.add(400)  # a request header it reads may be malformed too
     if route.authenticated:
         statuses.update((401, 503))  # the caller's users row needs the database
     if route.path_params:
@@ -110,7 +117,21 @@ def _operation(route: Route, refs: dict[tuple[type[BaseModel], str], Any]) -> di
     success: dict[str, Any] = {"description": HTTPStatus(route.status).phrase}
     if isinstance(route.response, type) and issubclass(route.response, BaseModel):
         success["content"] = _json(refs[(route.response, "serialization")])
+    headers = {
+        h.name: {
+            "schema": {"type": "string", "maxLength": h.max_length},
+            "description": h.description,
+        }
+        for h in route.response_headers
+    }
+    if headers:
+        success["headers"] = headers
     responses: dict[str, Any] = {str(route.status): success}
+    for status in route.also:
+        if status == 304:
+            responses["304"] = {"description": NOT_MODIFIED, "headers": headers}
+        else:
+            responses[str(status)] = {**success, "description": HTTPStatus(status).phrase}
     error_ref = refs[(ErrorBody, "serialization")]
     for status in error_statuses(route):
         response: dict[str, Any] = {"description": ERROR_TEXT[status], "content": _json(error_ref)}

@@ -3,13 +3,14 @@
 what this package exports; the SQL itself lives in shared/queries/.
 """
 
-from shared.db.connections import dispose, pool, raw_connection
+from shared.db.connections import connect, dispose, pool, raw_connection
 from shared.db.driver_errors import ConstraintViolation
 from shared.db.statements import Connection, execute, one, rows, transaction
 
 __all__ = [
     "Connection",
     "ConstraintViolation",
+    "connect",
     "dispose",
     "execute",
     "one",

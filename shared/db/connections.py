@@ -118,10 +118,19 @@ def _note_return(_raw: Any, record: Any) -> None:
     record.info["returned_at"] = time.monotonic()
 
 
+def _transport(db: config.DatabaseSettings) -> pg8000.dbapi.Connection:
+    return (_connect_cloud_sql if db.uses_connector else _connect_direct)(db)
+
+
+def connect() -> pg8000.dbapi.Connection:
+    """One connection outside the pool, over the configured transport (the LISTEN connection
+    of shared/changes.py); the caller closes it."""
+    return _transport(config.settings().database)
+
+
 def _create_pool(db: config.DatabaseSettings) -> sqlalchemy.pool.QueuePool:
-    connect = _connect_cloud_sql if db.uses_connector else _connect_direct
     created = sqlalchemy.pool.QueuePool(
-        lambda: _with_fast_timestamps(connect(db)),
+        lambda: _with_fast_timestamps(_transport(db)),
         pool_size=db.pool_size,
         max_overflow=db.max_overflow,
         timeout=db.pool_timeout_seconds,

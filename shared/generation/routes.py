@@ -11,6 +11,7 @@ GET  /v1/sessions/{id}/generations        a session's jobs, newest first, ?statu
 
 from __future__ import annotations
 
+import functools
 import uuid
 
 from shared import db
@@ -18,7 +19,7 @@ from shared.errors import InvalidInput, NotFound
 from shared.generation import service
 from shared.generation.models import GenerationRequest, Job, JobListQuery, JobPage
 from shared.queries import jobs, sessions
-from shared.web import pagination
+from shared.web import pagination, waits
 from shared.web.request import ApiRequest
 from shared.web.router import Header, Reply, Router
 
@@ -41,9 +42,11 @@ def register(router: Router) -> None:
         response=Job,
         body=GenerationRequest,
         status=202,
+        also=(200,),
         errors=(404, 409),
         tags=tags,
-        headers=(IDEMPOTENCY_KEY,),
+        headers=(IDEMPOTENCY_KEY, waits.PREFER),
+        response_headers=(waits.ETAG, waits.PREFERENCE_APPLIED),
     )
     router.add(
         "GET",
@@ -51,7 +54,10 @@ def register(router: Router) -> None:
         get_route,
         operation_id="generations_get_route",
         response=Job,
+        also=(304,),
         tags=tags,
+        headers=(waits.IF_NONE_MATCH, waits.PREFER),
+        response_headers=(waits.ETAG, waits.PREFERENCE_APPLIED),
     )
     router.add(
         "POST",
@@ -84,22 +90,39 @@ def register(router: Router) -> None:
 
 
 def create_route(request: ApiRequest) -> Reply:
-    """Create a generation job (202); honours Idempotency-Key."""
+    """Create a generation job (202); honours Idempotency-Key, and with `Prefer: wait=N` answers
+    200 with the finished job if it finishes within N seconds."""
     key = request.raw.headers.get(IDEMPOTENCY_KEY.name)
     if key is not None and not 1 <= len(key) <= IDEMPOTENCY_KEY.max_length:
         raise InvalidInput(f"Idempotency-Key must be 1 to {IDEMPOTENCY_KEY.max_length} characters")
+    seconds = waits.wait_seconds(request)
     job, replayed = service.create(request.user_id, request.body(GenerationRequest), key)
     headers = {"Location": f"/v1/generations/{job['id']}"}
     if replayed:
         headers["Idempotent-Replayed"] = "true"
-    return Reply(202, service.job_resource(job["id"]), headers)
+    read = functools.partial(service.job_state, job["id"])
+    if seconds is None:
+        state = read()
+    else:
+        state = waits.wait_until(f"job:{job['id']}", read, service.finished, seconds)
+        headers[waits.PREFERENCE_APPLIED.name] = f"wait={seconds}"
+    headers[waits.ETAG.name] = service.job_tag(state)
+    status = 200 if seconds is not None and service.finished(state) else 202
+    return Reply(status, service.render_job(state), headers)
 
 
 def get_route(request: ApiRequest) -> Reply:
-    """A generation job with its progress, references and images."""
+    """A generation job with its progress, references and images; a blocking read with
+    `If-None-Match` and `Prefer: wait=N`."""
+    conditions = waits.Conditions.of(request)
     with db.transaction() as conn:
-        job = service.owned(conn, request.params["job_id"], request.user_id)
-    return Reply(200, service.job_resource(job["id"]))
+        job_id = service.owned(conn, request.params["job_id"], request.user_id)["id"]
+    read = conditions.read(
+        f"job:{job_id}", functools.partial(service.job_state, job_id), service.job_tag
+    )
+    if read.not_modified:
+        return Reply(304, None, read.headers)
+    return Reply(200, service.render_job(read.state), read.headers)
 
 
 def cancel_route(request: ApiRequest) -> Reply:

@@ -17,8 +17,10 @@ from shared import config, db, log, pubsub, resources
 from shared.db import ConstraintViolation
 from shared.errors import Conflict, NotFound, Transient
 from shared.generation import job_events
-from shared.generation.models import GenerationRequest
+from shared.generation.models import GenerationRequest, JobFields
 from shared.queries import generated_images, job_runs, jobs, sessions
+from shared.vocabulary import FINISHED_STATUSES
+from shared.web.waits import etag
 
 IDEMPOTENCY_INDEX = "generation_jobs_user_idempotency_key_idx"
 
@@ -138,14 +140,39 @@ def retry(job_id: str, user_id: Any) -> dict[str, Any]:
     return job
 
 
+def job_state(job_id: Any) -> dict[str, Any]:
+    """The rows a job's resource shows, read in one short transaction."""
+    with db.transaction() as conn:
+        job = jobs.get(conn, job_id)
+        if job is None:
+            raise NotFound("no such generation")
+        references = jobs.references(conn, job_id)
+        images = generated_images.list_for_job(conn, job_id)
+    return {"job": job, "references": references, "images": images}
+
+
+def job_tag(state: dict[str, Any]) -> str:
+    """The job's ETag: what its resource shows but the signed URLs and `updated_at` (which
+    claim heartbeats move)."""
+    fields = JobFields.model_fields.keys() - {"updated_at", "progress"}
+    shown = {name: state["job"][name] for name in sorted(fields)}
+    references = [r["id"] for r in state["references"]]
+    return etag(shown, references, [i["id"] for i in state["images"]])
+
+
+def finished(state: dict[str, Any]) -> bool:
+    return bool(state["job"]["status"] in FINISHED_STATUSES)
+
+
 def job_resource(job_id: Any) -> dict[str, Any]:
     """The full job (a Job): parameters, status, progress, references and images with signed
     URLs."""
-    with db.transaction() as conn:
-        job = jobs.get(conn, job_id)
-        references = jobs.references(conn, job_id)
-        images = generated_images.list_for_job(conn, job_id)
-    assert job is not None
+    return render_job(job_state(job_id))
+
+
+def render_job(state: dict[str, Any]) -> dict[str, Any]:
+    """A job's state as its resource (a Job), every URL signed in one batch."""
+    job, references, images = state["job"], state["references"], state["images"]
     urls = resources.sign(images=images, references=references)
     shown = [resources.reference_image(r, urls) for r in references]
     return {

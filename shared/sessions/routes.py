@@ -12,7 +12,7 @@ from shared import db, purge, resources
 from shared.errors import NotFound
 from shared.queries import sessions
 from shared.sessions.models import Session, SessionCreate, SessionPage, SessionUpdate
-from shared.web import pagination
+from shared.web import pagination, waits
 from shared.web.pagination import PageQuery
 from shared.web.request import ApiRequest
 from shared.web.router import Reply, Router
@@ -48,13 +48,22 @@ def list_sessions(request: ApiRequest) -> Reply:
 
 
 def get(request: ApiRequest) -> Reply:
-    with db.transaction() as conn:
-        row = sessions.get_owned(
-            conn, session_id=request.params["session_id"], user_id=request.user_id
-        )
-    if row is None:
-        raise _not_found()
-    return Reply(200, resource(row))
+    """One session; a blocking read with `If-None-Match` and `Prefer: wait=N` (the count and
+    the thumbnail move as images land)."""
+    conditions = waits.Conditions.of(request)
+    session_id = request.params["session_id"]
+
+    def read() -> dict[str, Any]:
+        with db.transaction() as conn:
+            row = sessions.get_owned(conn, session_id=session_id, user_id=request.user_id)
+        if row is None:
+            raise _not_found()
+        return row
+
+    found = conditions.read(f"session:{session_id}", read, waits.etag)
+    if found.not_modified:
+        return Reply(304, None, found.headers)
+    return Reply(200, resource(found.state), found.headers)
 
 
 def rename(request: ApiRequest) -> Reply:
@@ -118,8 +127,11 @@ def register(router: Router) -> None:
         get,
         operation_id="sessions_get",
         response=Session,
-        summary="One session",
+        also=(304,),
+        summary="One session; waits for a change with If-None-Match and Prefer: wait=N",
         tags=tags,
+        headers=(waits.IF_NONE_MATCH, waits.PREFER),
+        response_headers=(waits.ETAG, waits.PREFERENCE_APPLIED),
     )
     router.add(
         "PATCH",

@@ -83,7 +83,7 @@ def _cors_headers(request: Request) -> dict[str, str]:
     return {
         "Access-Control-Allow-Origin": origin,
         "Vary": "Origin",
-        "Access-Control-Expose-Headers": "Retry-After, Location",
+        "Access-Control-Expose-Headers": "Retry-After, Location, ETag, Preference-Applied",
     }
 
 
@@ -93,7 +93,9 @@ def _preflight(request: Request) -> Response:
         headers.update(
             {
                 "Access-Control-Allow-Methods": "GET, POST, PATCH, DELETE, OPTIONS",
-                "Access-Control-Allow-Headers": "Authorization, Content-Type, Idempotency-Key",
+                "Access-Control-Allow-Headers": (
+                    "Authorization, Content-Type, Idempotency-Key, Prefer, If-None-Match"
+                ),
                 "Access-Control-Max-Age": "3600",
             }
         )

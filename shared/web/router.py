@@ -35,7 +35,7 @@ Handler = Callable[[ApiRequest], Reply]
 
 @dataclass(frozen=True)
 class Header:
-    """An optional request header a route reads, as the OpenAPI document describes it."""
+    """An optional header a route reads or answers, as the OpenAPI document describes it."""
 
     name: str
     description: str
@@ -69,6 +69,8 @@ class Route:
     errors: tuple[int, ...] = ()
     tags: tuple[str, ...] = ()
     headers: tuple[Header, ...] = ()  # optional request headers the handler reads
+    also: tuple[int, ...] = ()  # other statuses it answers: another 2xx, or 304 Not Modified
+    response_headers: tuple[Header, ...] = ()  # headers its successful answers carry
 
     @property
     def path_params(self) -> list[str]:

@@ -175,6 +175,10 @@ def test_cors_preflight_and_headers_for_configured_origins_only():
     assert preflight.headers["Access-Control-Allow-Origin"] == "https://app.example.com"
     assert "PATCH" in preflight.headers["Access-Control-Allow-Methods"]
     assert "Authorization" in preflight.headers["Access-Control-Allow-Headers"]
+    for waiting in ("Prefer", "If-None-Match"):  # a browser's blocking read asks for both
+        assert waiting in preflight.headers["Access-Control-Allow-Headers"]
+    for shown in ("ETag", "Preference-Applied"):  # ... and reads these
+        assert shown in preflight.headers["Access-Control-Expose-Headers"]
     other = call("OPTIONS", "/v1/sessions", headers={"Origin": "https://evil.example.com"})
     assert "Access-Control-Allow-Origin" not in other.headers
     denied = call("GET", "/v1/me", headers={"Origin": "https://app.example.com"})
