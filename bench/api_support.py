@@ -138,16 +138,19 @@ class ApiProcess:
     def start(cls, database_url: str, issuer: Issuer) -> ApiProcess:
         from infra import manifest
 
-        pool_size = manifest.load().function("api").pool_size
+        api = manifest.load().function("api")
+        pool_size = api.pool_size
         port = _free_port()
         env = {
             **os.environ,
             **issuer.env(),
             "DATABASE_URL": database_url,
             "DB_POOL_SIZE": str(pool_size),
+            "THREADS": os.environ.get("THREADS") or str(api.concurrency),
             "PYTHONPATH": str(ROOT),
             "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO"),
         }
+        (ROOT / ".local").mkdir(exist_ok=True)
         log = open(ROOT / ".local" / "bench-api.log", "wb")  # noqa: SIM115 - the process owns it
         framework = Path(sys.executable).parent / "functions-framework"
         command = [str(framework), "--source", str(ROOT / "functions/api/main.py")]
@@ -166,7 +169,9 @@ class ApiProcess:
         raise RuntimeError("the api function did not start; see .local/bench-api.log")
 
     def describe(self) -> str:
-        threads = os.environ.get("THREADS") or str((os.cpu_count() or 1) * 4)
+        from infra import manifest
+
+        threads = os.environ.get("THREADS") or str(manifest.load().function("api").concurrency)
         workers = os.environ.get("WORKERS", "1")
         return f"{workers} worker x {threads} threads (gunicorn gthread), pool {self.pool_size}"
 

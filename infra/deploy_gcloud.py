@@ -1,10 +1,10 @@
 """Deploys every function of infra/functions.toml with gcloud: the alternative to terraform.
 
-    python -m infra.deploy_gcloud --project P --frontend-origin https://app.example [--dry-run]
+    python -m infra.deploy_gcloud --project P --cors-origins https://app.example [--dry-run]
     python -m infra.deploy_gcloud dead-letters --project P [--only NAME]
 
 `deploy` (the default) makes sure the topics, dead-letter topics and their hold subscriptions,
-the service accounts and their grants exist, uploads dist/source.zip as
+the service accounts and their grants exist, sets the media bucket's CORS for the origins, uploads dist/source.zip as
 gs://<project>-fn-source/source/<sha256>.zip (unless --source names another archive: that is a
 rollback), deploys each function with `gcloud functions deploy --gen2`, sets the dead-letter
 policy on each Pub/Sub trigger's subscription, and creates or updates the scheduler jobs.
@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
+import re
 import shlex
 import subprocess
 import sys
@@ -29,6 +31,19 @@ from infra.manifest import Function, Manifest
 RUNTIME = "python311"
 TRIGGER_ACCOUNT = "fn-event-trigger"
 ARCHIVE = manifest.ROOT / "dist" / "source.zip"
+ORIGIN = re.compile(r"^https?://[^/*?#]+$")  # exact: scheme://host[:port], as terraform checks
+# The bucket's CORS, as infra/terraform/storage.tf sets it: browsers load signed GETs and send
+# the signed PUT of a direct upload with every header it signs (tests/infra/test_bucket_cors.py).
+BUCKET_CORS_METHODS = ("GET", "HEAD", "PUT")
+BUCKET_CORS_HEADERS = (
+    "Content-Type",
+    "x-goog-content-length-range",
+    "x-goog-if-generation-match",
+    "x-goog-meta-session-id",
+    "Content-Length",
+    "ETag",
+)
+BUCKET_CORS_MAX_AGE = 3600
 
 
 @dataclass(frozen=True)
@@ -36,7 +51,7 @@ class Target:
     project: str
     region: str
     bucket: str
-    frontend_origin: str
+    cors_origins: tuple[str, ...]
     instance_connection_name: str
     db_name: str
     db_ip_type: str
@@ -72,8 +87,9 @@ def env_vars(f: Function, t: Target, m: Manifest) -> dict[str, str]:
         "DB_IAM_AUTH": "true",
         "DB_IP_TYPE": t.db_ip_type,
         "DB_POOL_SIZE": str(f.pool_size),
+        "THREADS": str(f.concurrency),  # Cloud Functions: threads = concurrency for Python
         **{f"TOPIC_{key.upper()}": topic for key, topic in m.topics.items()},
-        "CORS_ORIGINS": t.frontend_origin,
+        "CORS_ORIGINS": ",".join(t.cors_origins),
         "AUTH_ISSUER": t.auth_issuer,
         "AUTH_AUDIENCE": t.auth_audience,
     }
@@ -97,7 +113,8 @@ def deploy_command(f: Function, t: Target, m: Manifest) -> list[str]:
         f"--timeout={f.timeout_seconds}s",
         f"--memory={f.memory}",
         f"--max-instances={f.max_instances}",
-        "--concurrency=1",
+        f"--concurrency={f.concurrency}",
+        *([f"--cpu={f.cpu}"] if f.cpu else []),
         "--set-env-vars=^;^" + ";".join(f"{k}={v}" for k, v in env.items()),
     ]
     if f.secrets:
@@ -357,13 +374,32 @@ def scheduler_commands(m: Manifest, t: Target) -> list[list[str]]:
     return cmds
 
 
+def bucket_cors(t: Target) -> list[dict[str, object]]:
+    """The media bucket's CORS configuration (the JSON that `--cors-file` takes)."""
+    return [
+        {
+            "origin": list(t.cors_origins),
+            "method": list(BUCKET_CORS_METHODS),
+            "responseHeader": list(BUCKET_CORS_HEADERS),
+            "maxAgeSeconds": BUCKET_CORS_MAX_AGE,
+        }
+    ]
+
+
+def bucket_cors_command(t: Target) -> list[str]:
+    """Sets the bucket's CORS (the whole configuration: running it again changes nothing)."""
+    update = shlex.join(["gcloud", "storage", "buckets", "update", f"gs://{t.bucket}", *_p(t)])
+    rules = shlex.quote(json.dumps(bucket_cors(t)))
+    return ["bash", "-c", f"{update} --cors-file=<(printf %s {rules})"]
+
+
 def upload_command(t: Target, archive: Path) -> list[str]:
     return ["gcloud", "storage", "cp", "--no-clobber", str(archive), t.source, *_p(t)]
 
 
 def plan(m: Manifest, t: Target, archive: Path | None) -> list[list[str]]:
     """Every command of a full deploy, in order."""
-    cmds = bootstrap_commands(m, t) + grant_commands(m, t)
+    cmds = [*bootstrap_commands(m, t), bucket_cors_command(t), *grant_commands(m, t)]
     if archive is not None:
         cmds.append(upload_command(t, archive))
     cmds += [deploy_command(f, t, m) for f in m.functions]
@@ -383,7 +419,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--project", required=True)
     parser.add_argument("--region", default="us-central1")
     parser.add_argument("--bucket", default="video-gen-image-bucket")
-    parser.add_argument("--frontend-origin", help="the frontend's origin (required for deploy)")
+    parser.add_argument(
+        "--cors-origins",
+        help="comma-separated origins browsers call from, e.g. https://app.example.com "
+        "(the api's CORS_ORIGINS and the bucket's CORS; required for deploy)",
+    )
     parser.add_argument("--db-instance", default="imagegen-pg")
     parser.add_argument("--db-name", default="imagegen")
     parser.add_argument("--db-ip-type", choices=["public", "private"], default="public")
@@ -397,8 +437,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--only", action="append", help="limit to these functions (repeatable)")
     parser.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
     args = parser.parse_args(argv)
-    if args.step == "deploy" and not args.frontend_origin:
-        parser.error("--frontend-origin is required to deploy")
+    args.cors_origins = tuple(o.strip() for o in (args.cors_origins or "").split(",") if o.strip())
+    if args.step == "deploy" and not args.cors_origins:
+        parser.error("--cors-origins is required to deploy")
+    wrong = [o for o in args.cors_origins if not ORIGIN.match(o)]
+    if wrong:
+        parser.error(f"--cors-origins takes exact origins (scheme://host[:port]), not {wrong}")
     return args
 
 
@@ -427,7 +471,7 @@ def main(argv: list[str] | None = None) -> int:
         project=args.project,
         region=args.region,
         bucket=args.bucket,
-        frontend_origin=args.frontend_origin or "",
+        cors_origins=args.cors_origins,
         instance_connection_name=f"{args.project}:{args.region}:{args.db_instance}",
         db_name=args.db_name,
         db_ip_type=args.db_ip_type,

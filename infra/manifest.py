@@ -56,6 +56,14 @@ class Function:
     secrets: tuple[str, ...] = ()
     signs_urls: bool = False
     schedules: tuple[Schedule, ...] = ()
+    concurrency: int = 1
+    cpu: str | None = None
+    listens: bool = False
+
+    @property
+    def connections(self) -> int:
+        """Database connections one instance may hold: its pool, and a LISTEN connection."""
+        return self.pool_size + self.listens
 
     @property
     def module(self) -> str:
@@ -102,8 +110,8 @@ class Manifest:
         raise KeyError(name)
 
     def connections_used(self) -> int:
-        """Connections all functions may open at once: sum of max instances x pool size."""
-        return sum(f.max_instances * f.pool_size for f in self.functions)
+        """Connections all functions may open at once: sum of max instances x connections."""
+        return sum(f.max_instances * f.connections for f in self.functions)
 
     def connections_available(self) -> int:
         return self.max_connections - self.reserved_connections
@@ -132,7 +140,21 @@ _OPTIONAL: dict[str, Any] = {
     "secrets": list,
     "signs_urls": bool,
     "schedules": list,
+    "concurrency": int,
+    "cpu": str,
+    "listens": bool,
 }
+# Requests per instance above 1 need at least one vCPU (Cloud Functions' rule), and Cloud Run
+# takes at most 1000.
+MAX_CONCURRENCY = 1000
+
+
+def vcpus(cpu: str | None) -> float:
+    """A `cpu` setting as a number of vCPUs (0 when unset or not a number)."""
+    try:
+        return float(cpu or 0)
+    except ValueError:
+        return 0.0
 
 
 def _typed_fields(raw: dict[str, Any], label: str, problems: list[str]) -> dict[str, Any]:
@@ -170,6 +192,11 @@ def _function(raw: dict[str, Any], topics: set[str], problems: list[str]) -> Fun
         )
     elif "dead_letter_topic" in fields and not 5 <= fields["max_delivery_attempts"] <= 100:
         problems.append(f"function {label}: max_delivery_attempts must be 5..100 (Pub/Sub's range)")
+    concurrency = fields.get("concurrency", 1)
+    if not 1 <= concurrency <= MAX_CONCURRENCY:
+        problems.append(f"function {label}: concurrency must be 1..{MAX_CONCURRENCY}")
+    elif concurrency > 1 and vcpus(fields.get("cpu")) < 1:
+        problems.append(f"function {label}: concurrency above 1 needs cpu of at least 1")
     for topic in fields.get("publishes", []):
         if topic not in topics:
             problems.append(f"function {label}: publishes to unknown topic {topic!r}")

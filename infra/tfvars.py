@@ -34,6 +34,8 @@ def render(m: manifest.Manifest) -> str:
             "publishes": list(f.publishes),
             "secrets": list(f.secrets),
             "signs_urls": f.signs_urls,
+            "concurrency": f.concurrency,
+            "cpu": f.cpu,
         }
         for f in m.functions
     }

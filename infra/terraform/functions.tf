@@ -29,7 +29,8 @@ resource "google_cloudfunctions2_function" "functions" {
     timeout_seconds                  = each.value.timeout_seconds
     available_memory                 = each.value.memory
     max_instance_count               = each.value.max_instances
-    max_instance_request_concurrency = 1
+    max_instance_request_concurrency = each.value.concurrency
+    available_cpu                    = each.value.cpu
     ingress_settings                 = each.value.trigger == "http" ? "ALLOW_ALL" : "ALLOW_INTERNAL_ONLY"
     all_traffic_on_latest_revision   = true
     vpc_connector                    = var.vpc_connector
@@ -46,12 +47,13 @@ resource "google_cloudfunctions2_function" "functions" {
       DB_IAM_AUTH               = "true"
       DB_IP_TYPE                = local.db_ip_type
       DB_POOL_SIZE              = tostring(each.value.pool_size)
+      THREADS                   = tostring(each.value.concurrency)
       TOPIC_GENERATION_REQUESTS = google_pubsub_topic.topics[var.topics.generation_requests].name
       TOPIC_RENDER_REQUESTS     = google_pubsub_topic.topics[var.topics.render_requests].name
       TOPIC_GENERATION_EVENTS   = google_pubsub_topic.topics[var.topics.generation_events].name
       TOPIC_OBJECT_DELETIONS    = google_pubsub_topic.topics[var.topics.object_deletions].name
       TOPIC_MAINTENANCE         = google_pubsub_topic.topics[var.topics.maintenance].name
-      CORS_ORIGINS              = var.frontend_origin
+      CORS_ORIGINS              = join(",", var.cors_origins)
       AUTH_ISSUER               = var.auth_issuer
       AUTH_AUDIENCE             = var.auth_audience
     }

@@ -13,10 +13,21 @@ resource "google_storage_bucket" "media" {
   public_access_prevention    = "enforced"
   force_destroy               = false
 
+  # Browsers load signed GETs, and send a direct upload's signed PUT with every header it signs:
+  # a preflight asks for each, and the bucket allows only what response_header lists
+  # (tests/infra/test_bucket_cors.py derives the list from the signing code; the gcloud script
+  # sets the same rule).
   cors {
-    origin          = [var.frontend_origin]
-    method          = ["GET", "HEAD", "PUT"]
-    response_header = ["Content-Type", "Content-Length", "ETag"]
+    origin = var.cors_origins
+    method = ["GET", "HEAD", "PUT"]
+    response_header = [
+      "Content-Type",
+      "x-goog-content-length-range",
+      "x-goog-if-generation-match",
+      "x-goog-meta-session-id",
+      "Content-Length",
+      "ETag",
+    ]
     max_age_seconds = 3600
   }
 

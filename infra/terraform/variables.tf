@@ -18,9 +18,14 @@ variable "bucket_name" {
   default     = "video-gen-image-bucket"
 }
 
-variable "frontend_origin" {
-  description = "The frontend's origin, allowed by the bucket's CORS (signed PUT uploads) and by the api (CORS_ORIGINS)."
-  type        = string
+variable "cors_origins" {
+  description = "The origins browsers may call from (e.g. [\"https://app.example.com\"]): the api's CORS_ORIGINS and the bucket's CORS (signed PUT uploads, signed GETs)."
+  type        = list(string)
+
+  validation {
+    condition     = length(var.cors_origins) > 0 && alltrue([for o in var.cors_origins : can(regex("^https?://[^/*?#]+$", o))])
+    error_message = "cors_origins: at least one exact origin, scheme://host[:port] (no path, no wildcard)."
+  }
 }
 
 variable "quarantine_retention_days" {
@@ -116,6 +121,8 @@ variable "functions" {
     publishes             = list(string)
     secrets               = list(string)
     signs_urls            = bool
+    concurrency           = number
+    cpu                   = string
   }))
 }
 

@@ -203,7 +203,13 @@ def signed_upload(request: ApiRequest) -> Reply:
     _check_mime_type(body.mime_type)
     _check_size(body.file_size)
     session_id = _owned_session(request.user_id, registration.as_uuid(body.session_id))
-    name = storage.upload_object_name(request.user_id, sanitize_filename(body.file_name))
+    return Reply(200, signed_put(request.user_id, body, session_id))
+
+
+def signed_put(user_id: Any, body: SignedUploadRequest, session_id: str | None) -> dict[str, Any]:
+    """The signed PUT of a direct upload and the headers it signs, which the client must send
+    (and the bucket's CORS must allow: tests/infra/test_bucket_cors.py)."""
+    name = storage.upload_object_name(user_id, sanitize_filename(body.file_name))
     headers = {
         "x-goog-content-length-range": f"1,{body.file_size}",
         "x-goog-if-generation-match": "0",  # create only: the URL cannot replace the object
@@ -213,16 +219,13 @@ def signed_upload(request: ApiRequest) -> Reply:
     url, expires_at = storage.signed_url(  # the signer adds Host to the dict it is given
         name, method="PUT", content_type=body.mime_type, headers=dict(headers)
     )
-    return Reply(
-        200,
-        {
-            "upload_url": url,
-            "method": "PUT",
-            "headers": {"Content-Type": body.mime_type, **headers},
-            "gcp_bucket_path": storage.bucket_path(name),
-            "expires_at": expires_at,
-        },
-    )
+    return {
+        "upload_url": url,
+        "method": "PUT",
+        "headers": {"Content-Type": body.mime_type, **headers},
+        "gcp_bucket_path": storage.bucket_path(name),
+        "expires_at": expires_at,
+    }
 
 
 def _image_id(request: ApiRequest) -> str:

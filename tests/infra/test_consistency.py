@@ -14,7 +14,7 @@ TARGET = deploy_gcloud.Target(
     project="demo-project",
     region="europe-west1",
     bucket="demo-bucket",
-    frontend_origin="https://app.example.com",
+    cors_origins=("https://app.example.com", "http://localhost:5173"),
     instance_connection_name="demo-project:europe-west1:imagegen-pg",
     db_name="imagegen",
     db_ip_type="public",
@@ -161,7 +161,23 @@ def test_terraform_and_gcloud_set_the_same_environment(m, commands, tf_env) -> N
 def test_the_environment_names_are_ones_the_config_reads(tf_env) -> None:
     config = (manifest.ROOT / "shared" / "config.py").read_text()
     read = set(re.findall(r'"([A-Z][A-Z0-9_]+)"', config))
-    assert set(tf_env) - read == set()
+    assert set(tf_env) - read == {"THREADS"}  # functions-framework's: gunicorn threads
+
+
+def test_concurrency_cpu_and_threads_follow_the_manifest(m, commands, tf_function, tf_env) -> None:
+    for f in m.functions:
+        fl = flags(deploy_of(commands, f.name))
+        assert fl["concurrency"] == [str(f.concurrency)]
+        assert fl.get("cpu") == ([f.cpu] if f.cpu else None)
+        assert gcloud_env(deploy_of(commands, f.name))["THREADS"] == str(f.concurrency)
+    service = one(tf_function["service_config"])
+    assert one(service["max_instance_request_concurrency"]) == "${each.value.concurrency}"
+    assert one(service["available_cpu"]) == "${each.value.cpu}"
+    assert tf_env["THREADS"] == "${tostring(each.value.concurrency)}"
+    tf = json.loads(tfvars.TFVARS.read_text())["functions"]
+    assert {(n, v["concurrency"], v["cpu"]) for n, v in tf.items()} == {
+        (f.name, f.concurrency, f.cpu) for f in m.functions
+    }
 
 
 def test_dead_letters_are_set_for_every_pubsub_function_that_has_one(m, commands, hcl) -> None:

@@ -16,7 +16,7 @@ def test_dry_run_prints_every_deploy_and_runs_nothing(tmp_path: Path, m) -> None
         fake.write_text(f"#!/bin/sh\necho {tool} >> {marker}\n")
         fake.chmod(0o755)
     dist = manifest.ROOT / "dist" / "source.zip"
-    args = ["--project", "demo-project", "--frontend-origin", "https://app.example.com"]
+    args = ["--project", "demo-project", "--cors-origins", "https://app.example.com"]
     if not dist.exists():
         args += ["--source", "gs://demo-project-fn-source/source/0123.zip"]
     result = subprocess.run(
@@ -34,7 +34,7 @@ def test_dry_run_prints_every_deploy_and_runs_nothing(tmp_path: Path, m) -> None
         assert sum(line.startswith(f"gcloud functions deploy {f.name} ") for line in lines) == 1
 
 
-def test_deploy_refuses_to_start_without_the_frontend_origin() -> None:
+def test_deploy_refuses_to_start_without_the_cors_origins() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "infra.deploy_gcloud", "--project", "p", "--dry-run"],
         cwd=manifest.ROOT,
@@ -43,4 +43,4 @@ def test_deploy_refuses_to_start_without_the_frontend_origin() -> None:
         timeout=60,
     )
     assert result.returncode == 2
-    assert "--frontend-origin" in result.stderr
+    assert "--cors-origins" in result.stderr

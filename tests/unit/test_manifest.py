@@ -59,3 +59,32 @@ dead_letter_topic = "a-dead"
     assert "local_port has the wrong type" in message
     assert "topic None is not in [topics]" in message
     assert "dead_letter_topic and max_delivery_attempts go together" in message
+
+
+# One vCPU keeps about one connection busy (bench: a 1-CPU api process serves as many requests/s
+# with a pool of 1 as of 8); the second per vCPU covers Cloud SQL round trips and a slow statement.
+CONNECTIONS_PER_VCPU = 2
+
+
+def test_each_pool_matches_what_one_instance_can_use() -> None:
+    for f in manifest.load().functions:
+        if f.concurrency > 1:
+            assert f.pool_size == CONNECTIONS_PER_VCPU * manifest.vcpus(f.cpu), f.name
+        else:  # one request at a time: its connection, and one for a helper thread at most
+            assert f.pool_size <= 2, f.name
+
+
+def test_the_api_serves_200_waiters_beside_ordinary_requests() -> None:
+    from shared.web import waits
+
+    api = manifest.load().function("api")
+    assert api.listens and api.connections == api.pool_size + 1
+    assert api.concurrency >= 200 + 50 and manifest.vcpus(api.cpu) >= 1
+    assert api.timeout_seconds >= waits.MAX_WAIT_SECONDS + 30  # a full wait, then the answer
+
+
+def test_concurrency_needs_a_whole_vcpu(tmp_path: Path) -> None:
+    source = manifest.MANIFEST.read_text().replace('cpu = "1"', 'cpu = "0.5"')
+    (tmp_path / "functions.toml").write_text(source)
+    with pytest.raises(ValueError, match="api: concurrency above 1 needs cpu of at least 1"):
+        manifest.load(tmp_path / "functions.toml")

@@ -69,6 +69,10 @@ def function_env(config: StackConfig, spec: Manifest, name: str, db_url: str) ->
         K_SERVICE=function.name,
         CLOUD_RUN_TIMEOUT_SECONDS=str(function.timeout_seconds),
     )
+    if function.trigger == "http":
+        # One process is one instance, with the threads GCP gives it. An event function's one
+        # process stands in for all its instances, so it keeps the framework's default.
+        env["THREADS"] = str(function.concurrency)
     return env
 
 

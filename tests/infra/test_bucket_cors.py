@@ -1,0 +1,75 @@
+"""The bucket's CORS lets a browser send the signed PUT of a direct upload: every header the
+signing code signs (read from a signed URL it makes, so a header added there without CORS fails
+here) is allowed by terraform's bucket and by the gcloud script's, for the same origins."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from infra import deploy_gcloud
+from shared.uploads.models import SignedUploadRequest
+from shared.uploads.routes import signed_put
+from tests.apikit import api_env, issuer, no_database, signing_key_file  # noqa: F401
+from tests.infra.conftest import resources
+from tests.infra.test_consistency import TARGET, one
+
+# Headers a browser sets itself: never in a preflight's Access-Control-Request-Headers.
+SET_BY_THE_BROWSER = {"host"}
+
+
+@pytest.fixture
+def signed_headers(no_database, api_env) -> set[str]:  # noqa: F811
+    """The request headers the signature of a direct upload covers, with every option on."""
+    request = SignedUploadRequest(
+        file_name="a photo.png", mime_type="image/png", file_size=1234, session_id=None
+    )
+    ticket = signed_put(uuid.uuid4(), request, session_id=str(uuid.uuid4()))
+    signed = parse_qs(urlsplit(ticket["upload_url"]).query)["X-Goog-SignedHeaders"][0]
+    names = set(signed.split(";")) - SET_BY_THE_BROWSER
+    assert names == {h.lower() for h in ticket["headers"]}, "the client is told every one"
+    return names
+
+
+def _allowed(headers: list[str]) -> set[str]:
+    return {h.lower() for h in headers}
+
+
+def test_terraform_allows_every_signed_header_for_the_configured_origins(
+    hcl: dict, signed_headers: set[str]
+) -> None:
+    bucket = resources(hcl, "google_storage_bucket")["media"]
+    cors = one(bucket["cors"])
+    assert signed_headers <= _allowed(one(cors["response_header"]))
+    assert {"GET", "PUT"} <= set(one(cors["method"]))
+    assert one(cors["origin"]) == "${var.cors_origins}"
+
+
+def test_gcloud_sets_the_same_rule_for_the_same_origins(
+    hcl: dict, signed_headers: set[str]
+) -> None:
+    (rule,) = deploy_gcloud.bucket_cors(TARGET)
+    assert signed_headers <= _allowed(rule["responseHeader"])
+    assert rule["origin"] == list(TARGET.cors_origins)
+    tf = one(resources(hcl, "google_storage_bucket")["media"]["cors"])
+    assert rule["responseHeader"] == one(tf["response_header"])
+    assert rule["method"] == one(tf["method"])
+    assert rule["maxAgeSeconds"] == one(tf["max_age_seconds"])
+    command = deploy_gcloud.bucket_cors_command(TARGET)
+    assert command[:2] == ["bash", "-c"] and f"gs://{TARGET.bucket}" in command[2]
+    assert json.dumps(deploy_gcloud.bucket_cors(TARGET)) in command[2]
+    plan = deploy_gcloud.plan(deploy_gcloud.manifest.load(), TARGET, archive=None)
+    assert command in plan
+
+
+def test_both_deploy_paths_give_the_api_the_same_origins(hcl: dict) -> None:
+    from tests.infra.test_consistency import deploy_of, gcloud_env
+
+    plan = deploy_gcloud.plan(deploy_gcloud.manifest.load(), TARGET, archive=None)
+    assert gcloud_env(deploy_of(plan, "api"))["CORS_ORIGINS"] == ",".join(TARGET.cors_origins)
+    functions = resources(hcl, "google_cloudfunctions2_function")["functions"]
+    env = one(one(functions["service_config"])["environment_variables"])
+    assert env["CORS_ORIGINS"] == '${join(",",var.cors_origins)}'
