@@ -3,8 +3,8 @@
 Seeds 100k users, 1M sessions, 2.5M jobs and 10M generated images into a throwaway PostgreSQL 15
 (generate_series inside the server, triggers and foreign-key checks off while loading, the
 secondary indexes built afterwards by the migration), starts the `api` function under
-functions-framework (its defaults: one gunicorn worker, 4 threads per core) with the manifest's
-pool size, and drives it with 50 concurrent keep-alive clients. Prints the load time, EXPLAIN
+functions-framework (one gunicorn worker with the manifest's concurrency as threads, as on GCP)
+with the manifest's pool size, and drives it with 50 concurrent keep-alive clients. Prints the load time, EXPLAIN
 of both queries, the cost of signing one URL with and without the cache, and p50/p99 side by
 side: SQL alone, one client, 50 clients with cold and warm signed-URL caches.
 
