@@ -1,9 +1,12 @@
 """Pub/Sub on the emulator, wired as on GCP: topics, the functions' subscriptions, tails.
 
 Each Pub/Sub function gets its subscription (`<function>-push`) with an ack deadline from its
-timeout, its retry policy and its dead-letter policy. The relay pushes its messages to the
-function as Pub/Sub does on GCP, many at once (tools/stack/pusher.py): the emulator's own push
-runs two deliveries at a time per subscription, so the subscription has no push endpoint.
+timeout and its dead-letter policy. The relay pushes its messages to the function as Pub/Sub
+does on GCP, many at once, and applies the function's retry policy itself
+(tools/stack/pusher.py): the emulator's own push runs two deliveries at a time per
+subscription, so the subscription has no push endpoint; and the emulator (0.8.20) loses
+messages under a retry policy of its own (with two or more outstanding, a message handed back
+a third time never comes back, nor reaches the dead-letter topic), so it has none.
 Dead-letter topics and generation-events get a `<topic>-tail` pull subscription for tests and
 the demo. The emulator keeps everything in memory, so `up` (re)creates all of it, idempotently,
 every time.
@@ -16,18 +19,13 @@ import os
 
 from google.api_core import exceptions
 from google.cloud import pubsub_v1
-from google.protobuf import duration_pb2, field_mask_pb2
+from google.protobuf import field_mask_pb2
 
 from infra.manifest import Function, Manifest
 from tools.stack.config import StackConfig
 from tools.stack.pusher import PushTarget
 
 TAIL_SUFFIX = "-tail"
-
-
-def _seconds(value: float) -> duration_pb2.Duration:
-    whole = int(value)
-    return duration_pb2.Duration(seconds=whole, nanos=int((value - whole) * 1e9))
 
 
 def subscription_path(config: StackConfig, function: Function) -> str:
@@ -40,15 +38,15 @@ def ack_deadline(function: Function) -> int:
 
 
 def push_subscription(config: StackConfig, function: Function) -> dict[str, object]:
-    """The subscription Eventarc would make for the function (the relay pushes it)."""
+    """The subscription Eventarc would make for the function, less what the relay does itself:
+    the push endpoint and the retry policy (an old one of either is cleared on update)."""
     project = config.project
-    low, high = config.backoff(function)
     subscription: dict[str, object] = {
         "name": subscription_path(config, function),
         "topic": f"projects/{project}/topics/{function.topic}",
-        "push_config": {},  # no endpoint: the relay delivers (and an old endpoint is cleared)
+        "push_config": {},
         "ack_deadline_seconds": ack_deadline(function),
-        "retry_policy": {"minimum_backoff": _seconds(low), "maximum_backoff": _seconds(high)},
+        "retry_policy": None,
     }
     if function.dead_letter_topic:
         subscription["dead_letter_policy"] = {

@@ -10,9 +10,14 @@ endpoint (tools/stack/pubsub.py), and a `Pusher` per function delivers it:
 - it pulls up to `concurrency` (the function's max_instances) messages at a time and POSTs each
   to the function in the push request's JSON shape, with `deliveryAttempt`;
 - a 2xx acknowledges; anything else, or no answer within the ack deadline, hands the message
-  back to the emulator after the retry policy's backoff for that attempt (min * 2^(n-1), capped
-  at max), which redelivers it and, after the subscription's last attempt, moves it to the
-  dead-letter topic, as on GCP.
+  back to the emulator with the retry policy's backoff for that attempt as its new ack deadline
+  (min * 2^(n-1), capped at max): the emulator redelivers it then and, after the subscription's
+  last attempt, moves it to the dead-letter topic, as on GCP (the subscription carries no retry
+  policy of its own: see tools/stack/pubsub.py);
+- a function whose port refuses connections (stopped, restarting, under a debugger) gets nothing
+  more until its port answers again, so its messages wait instead of using up their attempts.
+  This is the local form of Pub/Sub's push flow control, which slows pushes to an endpoint that
+  does not answer with successes; on GCP a crashed instance is replaced, not left unreachable.
 """
 
 from __future__ import annotations
@@ -23,17 +28,21 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from google.api_core import exceptions as gexc
 from google.cloud import pubsub_v1
 
 from shared import log
+from tools.stack.procs import port_answers
 
 # A pull waits this long for messages before asking again. Short, because a pull still waiting
 # when its process dies keeps taking messages (until its deadline), which then come back only
 # after their ack deadline.
 PULL_WAIT_SECONDS = 2.0
+# How often the port of a function that refused connections is tried.
+PORT_PROBE_SECONDS = 0.2
 
 
 @dataclass(frozen=True)
@@ -85,10 +94,14 @@ class Pusher:
         self.pool = ThreadPoolExecutor(target.concurrency, thread_name_prefix=target.function)
         self.changed = threading.Condition()
         self.in_flight = 0
+        self.unreachable = threading.Event()  # set when a push found the port closed
 
     def run(self, stopping: threading.Event) -> None:
         """Pull and deliver until `stopping` is set."""
         while not stopping.is_set():
+            if self.unreachable.is_set():
+                self._wait_for_port(stopping)
+                continue
             with self.changed:
                 while self.in_flight >= self.target.concurrency and not stopping.is_set():
                     self.changed.wait(0.5)
@@ -98,6 +111,22 @@ class Pusher:
                     self.in_flight += 1
                 self.pool.submit(self._deliver, received)
         self.pool.shutdown(wait=False, cancel_futures=True)
+
+    def _wait_for_port(self, stopping: threading.Event) -> None:
+        """Pull nothing until the function's port accepts connections again."""
+        address = urlsplit(self.target.url)
+        log.warning(
+            "function unreachable: pushes paused",
+            action="push.paused",
+            function=self.target.function,
+        )
+        while not stopping.wait(PORT_PROBE_SECONDS):
+            if port_answers(address.port or 80, address.hostname or "127.0.0.1"):
+                break
+        self.unreachable.clear()
+        log.info(
+            "function answers: pushes resumed", action="push.resumed", function=self.target.function
+        )
 
     def _pull(self, count: int, stopping: threading.Event) -> list[Any]:
         try:
@@ -131,6 +160,8 @@ class Pusher:
             status: int | str = response.status_code
         except requests.RequestException as exc:
             status = type(exc).__name__
+            if isinstance(exc, requests.ConnectionError):
+                self.unreachable.set()
         ok = isinstance(status, int) and 200 <= status < 300
         fields = {
             "function": target.function,
