@@ -1,9 +1,10 @@
 """Generation jobs on the local stack: does fan-out parallelise, and what does a shot cost?
 
 Run from the repository root: `python bench/bench_generation.py` (`make bench`). It starts a
-stack of its own (fresh state folder, ports moved by PORT_SHIFT, so it runs beside `make up`),
-an OpenAI fake process, restarts plan-generation and render-image pointed at the fake
-(tests/stack/generation_support), and removes the stack at the end.
+stack of its own as `make up` configures it (fresh state folder, ports moved by PORT_SHIFT beyond
+STACK_PORT_OFFSET, so it runs beside `make up`), an OpenAI fake process, restarts
+plan-generation and render-image pointed at the fake (tests/stack/generation_support), and
+removes the stack at the end.
 
 1. Fan-out: with 2 s of latency on every model call, the wall time (creation to completion)
    of a 10-shot job ÷ that of a 1-shot job, both measured in this run. Target ≤ 1.2: the
@@ -160,10 +161,12 @@ PORT_SHIFT = 300  # the bench's stack runs beside a `make up` one
 def throwaway_stack() -> Path:
     """Point this process (and the stack commands it runs) at a stack of its own: a fresh state
     folder, so the bucket starts empty (the GCS emulator rewrites its whole index on every write:
-    a long-used bucket makes each write slower), and every port moved by PORT_SHIFT."""
+    a long-used bucket makes each write slower), and every port moved by PORT_SHIFT beyond the
+    caller's STACK_PORT_OFFSET."""
     state = Path(tempfile.mkdtemp(prefix="imagegen-bench-generation-"))
     state.chmod(0o755)
-    os.environ.update(STACK_DIR=str(state), STACK_PORT_OFFSET=str(PORT_SHIFT))
+    shift = PORT_SHIFT + int(os.environ.get("STACK_PORT_OFFSET") or 0)
+    os.environ.update(STACK_DIR=str(state), STACK_PORT_OFFSET=str(shift))
     return state
 
 

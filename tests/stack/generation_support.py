@@ -2,10 +2,9 @@
 
 Used by tests/stack/test_generation_stack.py and bench/bench_generation.py. `GenerationStack`
 starts `tools/fake_openai.py` on a free port and restarts plan-generation and render-image
-with OPENAI_BASE_URL pointing at it (and any other settings given); `restore()` restarts them
-with the environment they had. The functions get two gunicorn workers of as many threads
-together as the manifest gives render-image instances, so the local processes render a job's
-shots in parallel, on every core, as separate Cloud Functions instances would.
+with OPENAI_BASE_URL pointing at it (and any other settings given); `heal()` runs `up` with the
+same settings (after a crash); `restore()` restarts them with the environment they had. Anything
+else (threads, leases) is as `make up` sets it.
 """
 
 from __future__ import annotations
@@ -84,15 +83,12 @@ class GenerationStack:
             stderr=subprocess.STDOUT,
         )
         wait_for(self._fake_answers, 20, "the OpenAI fake")
-        instances = manifest.load().function("render-image").max_instances
         self.base_env = {
             "OPENAI_API_KEY": "sk-stack-fake",
             "OPENAI_BASE_URL": f"{self.fake_url}/v1",
             "OPENAI_MAX_RETRIES": "0",
-            "RENDER_LEASE_SECONDS": "3",
-            "WORKERS": "2",
-            "THREADS": str(instances // 2),
         }
+        self.settings = dict(self.base_env)
         self.configure()
 
     def _fake_answers(self) -> bool:
@@ -103,7 +99,12 @@ class GenerationStack:
 
     def configure(self, **extra: str) -> None:
         """Restart the generation functions with the fake and `extra` settings."""
-        self._restart(env={**self.base_env, **extra})
+        self.settings = {**self.base_env, **extra}
+        self._restart(env=self.settings)
+
+    def heal(self) -> None:
+        """`up` with the current settings: starts whatever died, as `make up` does."""
+        stack_command("up", env=self.settings)
 
     def restore(self) -> None:
         """Restart the generation functions as the stack had them, and stop the fake."""

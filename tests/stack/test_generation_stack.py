@@ -211,6 +211,52 @@ def test_a_render_killed_mid_shot_recovers_on_redelivery(gen, stack, user):
     assert len(objects(stack, job["id"])) == 2
 
 
+def test_a_render_instance_killed_outright_recovers_by_redelivery_within_a_minute(gen, stack, user):
+    """kill -9 of every process of render-image mid-job, then `up`: the shots in flight come back
+    by redelivery (not by the sweeper) once their leases lapse, one image per shot, no stray
+    object."""
+    shots = 3
+    job = create(gen, user, prompt="a slow fox [fake:slow=3]", number_of_shots=shots)
+    wait_for(
+        lambda: gen.sql(
+            "SELECT 1 FROM generation_jobs WHERE id = CAST(:id AS uuid) AND leases ?& :keys",
+            id=job["id"],
+            keys=[str(i) for i in range(1, shots + 1)],
+        ),
+        30,
+        "every shot to be claimed",
+    )
+    os.killpg(json.loads(stack.config.pid_file("render-image").read_text())["pid"], signal.SIGKILL)
+
+    gen.heal()  # returns once render-image answers again
+    answered = time.monotonic()
+    done = gen.finished(user, job["id"], timeout=60)
+
+    print(f"completed {time.monotonic() - answered:.1f} s after render-image answered again")
+    assert done["status"] == "completed" and len(done["images"]) == shots
+    assert len(objects(stack, job["id"])) == 2 * shots  # each image and its thumbnail, no more
+    redrives = gen.sql(
+        "SELECT redrives FROM generation_jobs WHERE id = CAST(:id AS uuid)", id=job["id"]
+    )
+    assert redrives == [{"redrives": 0}]
+
+
+def test_every_shot_of_a_job_renders_at_once(gen, user):
+    """render-image takes as many deliveries at once as the manifest gives it instances: the ten
+    model calls of a ten-shot job all start before the first one ends."""
+    marker = uuid.uuid4().hex
+    job = create(gen, user, prompt=f"a fox {marker} [fake:slow=3]", number_of_shots=10)
+    assert gen.finished(user, job["id"], timeout=60)["status"] == "completed"
+
+    calls = [
+        r
+        for r in gen.fake_control("requests")["requests"]
+        if r["path"] == "/v1/images/generations" and marker in (r.get("prompt") or "")
+    ]
+    starts = sorted(r["time"] for r in calls)
+    assert len(starts) == 10 and starts[-1] - starts[0] < 3
+
+
 def test_cancel_mid_job_renders_nothing_more(gen, stack, user):
     job = create(gen, user, prompt="a fox [fake:slow=2]", number_of_shots=4)
     wait_for(

@@ -5,9 +5,11 @@ receiving function's own log line."""
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import google.auth.transport.requests
 import pytest
@@ -209,16 +211,19 @@ def test_up_twice_is_idempotent(stack: Stack) -> None:
 def test_undeliverable_message_lands_in_the_dead_letter_topic(
     stack: Stack, publisher: pubsub_v1.PublisherClient
 ) -> None:
-    # A body without data would be refused by functions-framework (400), but the emulator
-    # always pushes a data field; an endpoint that is down fails every attempt just as well.
+    # render-image answers every message; in its place on its port, an endpoint that fails
+    # every attempt (as a function raising on each delivery would).
     render = stack.spec.function("render-image")
     procs.stop(stack.config.pid_file(render.name))
+    failing = _failing_endpoint(stack.config.function_ports[render.name])
     try:
         token = str(uuid.uuid4())
         publish(stack, publisher, render.topic or "", b'{"shot": 0}', poison=token)
         tail = f"{render.dead_letter_topic}-tail"
         message = pull_until(stack, tail, {"poison": token}, timeout=60)
     finally:
+        failing.shutdown()
+        failing.server_close()
         result = run_stack("up")
     assert result.returncode == 0, result.stdout + result.stderr
     attributes = message.attributes
@@ -249,6 +254,24 @@ def test_a_finalize_event_never_taken_lands_in_the_dead_letter_topic(
         register.max_delivery_attempts
     )
     assert json.loads(message.data)["name"] == blob.name
+
+
+def _failing_endpoint(port: int) -> ThreadingHTTPServer:
+    """An HTTP server on the port that answers 500 to every POST."""
+
+    class Failing(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(500)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", port), Failing)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
 
 
 def test_issuer_tokens_verify_like_firebase_and_forgeries_fail(stack: Stack) -> None:

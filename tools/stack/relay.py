@@ -46,6 +46,7 @@ class Target:
     timeout: float
     backoff: tuple[float, float]
     max_attempts: int
+    concurrency: int
     dead_letter_topic: str | None = None
 
 
@@ -72,7 +73,8 @@ class Relay:
         self.config = config
         self.targets = targets
         self.http = requests.Session()
-        self.pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="deliver")
+        workers = sum(t.concurrency for t in targets) or 1  # as many as the functions' instances
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="deliver")
         self.lock = threading.Lock()
         self.pending: dict[str, Delivery] = {}
         self.done: dict[str, int] = self._load()
@@ -235,6 +237,7 @@ def targets(config: StackConfig, functions: list[manifest.Function]) -> list[Tar
             backoff=config.backoff(f),
             max_attempts=f.max_delivery_attempts or config.relay_max_attempts,
             dead_letter_topic=f.dead_letter_topic,
+            concurrency=f.max_instances,
         )
         for f in functions
     ]

@@ -13,6 +13,13 @@ from tools.stack import emulator
 from tools.stack.config import CERTS_PATH, DB_NAME, HOST, StackConfig
 from tools.stack.procs import http_answers, port_answers
 
+# The claim lease of a plan or a shot (RENDER_LEASE_SECONDS; 30 s on GCP) unless the caller sets
+# it. A killed worker's claim lapses this long after its last heartbeat, and until then its
+# redeliveries are refused as busy. A message's later attempts must outlast the lease, or it is
+# dead-lettered and only the sweeper finishes the job: on GCP the backoff (10-600 s) spaces five
+# attempts over about 150 s; locally (1-10 s) the attempts after a restart span 2 + 4 + 8 s.
+LOCAL_LEASE_SECONDS = 6
+
 
 @dataclass
 class Service:
@@ -56,9 +63,12 @@ def child_env(config: StackConfig) -> dict[str, str]:
 
 
 def function_env(config: StackConfig, spec: Manifest, name: str, db_url: str) -> dict[str, str]:
-    """What a function reads on GCP, pointed at the local stand-ins."""
+    """What a function reads on GCP, pointed at the local stand-ins; and one gunicorn worker with
+    a thread per instance the manifest allows (Cloud Functions runs one request per instance),
+    plus one for the stack's probes, so the process takes every push the relay makes at once."""
     function = spec.function(name)
     env = child_env(config)
+    env.setdefault("RENDER_LEASE_SECONDS", str(LOCAL_LEASE_SECONDS))
     env.update(
         DATABASE_URL=db_url,
         DB_POOL_SIZE=str(function.pool_size),
@@ -68,6 +78,8 @@ def function_env(config: StackConfig, spec: Manifest, name: str, db_url: str) ->
         SIGNING_CREDENTIALS_FILE=str(config.signing_credentials),
         K_SERVICE=function.name,
         CLOUD_RUN_TIMEOUT_SECONDS=str(function.timeout_seconds),
+        WORKERS="1",
+        THREADS=str(function.max_instances + 1),
     )
     if function.trigger == "http":
         # One process is one instance, with the threads GCP gives it. An event function's one
