@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -75,10 +75,18 @@ def framework_error(exc: HTTPException, request: Request) -> Response:
     return response
 
 
+def origin_allowed(origin: str, allowed: Sequence[str]) -> bool:
+    """Whether an entry of `allowed` admits the origin: the same origin, `*` for any, or
+    `scheme://host:*` for that host on any port (the local stack's development origins)."""
+    if origin in allowed or "*" in allowed:
+        return True
+    scheme_host, _, port = origin.rpartition(":")
+    return port.isdigit() and f"{scheme_host}:*" in allowed
+
+
 def _cors_headers(request: Request) -> dict[str, str]:
     origin = request.headers.get("Origin")
-    allowed = config.settings().cors_origins
-    if not origin or not (origin in allowed or "*" in allowed):
+    if not origin or not origin_allowed(origin, config.settings().cors_origins):
         return {}
     return {
         "Access-Control-Allow-Origin": origin,

@@ -11,7 +11,7 @@ from werkzeug.test import EnvironBuilder
 
 from shared.errors import InvalidInput
 from shared.web import auth
-from shared.web.dispatch import dispatch, framework_error
+from shared.web.dispatch import dispatch, framework_error, origin_allowed
 from shared.web.models import Strict
 from shared.web.pagination import PageQuery
 from shared.web.request import MAX_JSON_BYTES, ApiRequest
@@ -184,6 +184,21 @@ def test_cors_preflight_and_headers_for_configured_origins_only():
     denied = call("GET", "/v1/me", headers={"Origin": "https://app.example.com"})
     assert denied.status_code == 401  # errors carry CORS headers, so the browser can read them
     assert denied.headers["Access-Control-Allow-Origin"] == "https://app.example.com"
+
+
+def test_an_origin_matches_exactly_any_or_a_host_on_any_port():
+    local = ("http://localhost:*", "https://app.example.com")
+    assert origin_allowed("http://localhost:5173", local)
+    assert origin_allowed("https://app.example.com", local)
+    assert origin_allowed("https://evil.example.com", ("*",))
+    for refused in (
+        "http://localhost",
+        "https://localhost:5173",
+        "http://localhost.evil.com:5173",
+        "http://127.0.0.1:5173",
+        "https://app.example.com:8443",
+    ):
+        assert not origin_allowed(refused, local), refused
 
 
 def test_liveness_needs_no_database_and_readiness_reports_it_down():

@@ -20,6 +20,9 @@ HOST = "127.0.0.1"
 DB_NAME = "imagegen"
 DEFAULT_PROJECT = "local-project"
 CERTS_PATH = "/robot/v1/metadata/x509/securetoken@system.gserviceaccount.com"
+# Browser origins the api and the bucket answer CORS for, unless CORS_ORIGINS says otherwise:
+# a frontend dev server on any port of this machine.
+LOCAL_ORIGINS = ("http://localhost:*", "http://127.0.0.1:*")
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
@@ -62,6 +65,7 @@ class StackConfig:
     max_backoff_seconds: float = 10.0
     relay_max_attempts: int = 12
     start_timeout_seconds: float = 90.0
+    cors_origins: tuple[str, ...] = LOCAL_ORIGINS
 
     @classmethod
     def from_env(cls, manifest: Manifest, env: Mapping[str, str] | None = None) -> StackConfig:
@@ -87,6 +91,10 @@ class StackConfig:
             max_backoff_seconds=_float(env, "STACK_MAX_BACKOFF_SECONDS", 10.0),
             relay_max_attempts=_int(env, "STACK_RELAY_MAX_ATTEMPTS", 12),
             start_timeout_seconds=_float(env, "STACK_START_TIMEOUT_SECONDS", 90.0),
+            cors_origins=tuple(
+                o.strip() for o in env.get("CORS_ORIGINS", "").split(",") if o.strip()
+            )
+            or LOCAL_ORIGINS,
         )
 
     # Folders and files under the state folder.
