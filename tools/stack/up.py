@@ -15,7 +15,7 @@ from pathlib import Path
 from subprocess import Popen
 
 from infra.manifest import ROOT, Manifest
-from tools.stack import emulator, keys, procs, pubsub
+from tools.stack import emulator, gcs, keys, procs, pubsub
 from tools.stack.config import DB_NAME, StackConfig
 from tools.stack.services import Service, build, cluster
 
@@ -131,6 +131,9 @@ def up(config: StackConfig, spec: Manifest) -> int:
     if "pubsub" not in failed:
         subscriptions = pubsub.ensure_resources(config, spec)
         print(f"  . pubsub: {len(spec.all_topics())} topics, {len(subscriptions)} subscriptions")
+    if "gcs" not in failed:
+        origins = gcs.configure_bucket(config)[0]["origin"]
+        print(f"  . bucket CORS (and CORS_ORIGINS of the api): {', '.join(origins)}")
     env = stack_env(config, spec, db_url)
     config.env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
     took = time.monotonic() - began
