@@ -258,7 +258,8 @@ def test_every_shot_of_a_job_renders_at_once(gen, user):
 
 
 def test_cancel_mid_job_renders_nothing_more(gen, stack, user):
-    job = create(gen, user, prompt="a fox [fake:slow=2]", number_of_shots=4)
+    marker, offset = uuid.uuid4().hex, stack.log_size("render-image")
+    job = create(gen, user, prompt=f"a fox {marker} [fake:slow=2]", number_of_shots=4)
     wait_for(
         lambda: gen.sql(
             "SELECT 1 FROM generation_jobs WHERE id = CAST(:id AS uuid) AND dispatched_at IS NOT NULL",
@@ -269,8 +270,21 @@ def test_cancel_mid_job_renders_nothing_more(gen, stack, user):
     )
     cancelled = gen.api(user, "POST", f"/v1/generations/{job['id']}/cancel")
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
-    time.sleep(4)  # the shots in flight finish their model calls
+    time.sleep(3)  # past a model call: every shot claimed before the cancel has called the model
 
+    def in_flight_ended() -> bool:
+        """Every model call of the job answered, and as many shots discarded since."""
+        calls = [
+            r
+            for r in gen.fake_control("requests")["requests"]
+            if r["path"] == "/v1/images/generations" and marker in (r.get("prompt") or "")
+        ]
+        with stack.config.log("render-image").open("rb") as log:
+            log.seek(offset)
+            discarded = log.read().count(b'"action": "render.discarded"')
+        return all(r["status"] for r in calls) and discarded >= len(calls)
+
+    wait_for(in_flight_ended, 60, "the shots in flight to discard what they wrote")
     final = gen.api(user, "GET", f"/v1/generations/{job['id']}").json()
     assert final["status"] == "cancelled" and final["images"] == []
     assert objects(stack, job["id"]) == []
