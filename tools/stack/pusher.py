@@ -14,8 +14,9 @@ endpoint (tools/stack/pubsub.py), and a `Pusher` per function delivers it:
   (min * 2^(n-1), capped at max): the emulator redelivers it then and, after the subscription's
   last attempt, moves it to the dead-letter topic, as on GCP (the subscription carries no retry
   policy of its own: see tools/stack/pubsub.py);
-- a function whose port refuses connections (stopped, restarting, under a debugger) gets nothing
-  more until its port answers again, so its messages wait instead of using up their attempts.
+- nothing is pulled for a function whose port refuses connections (stopped, restarting, under a
+  debugger) until its port answers again, so its messages wait instead of using up their
+  attempts (only those in flight or in the pull under way when it went down use one).
   This is the local form of Pub/Sub's push flow control, which slows pushes to an endpoint that
   does not answer with successes; on GCP a crashed instance is replaced, not left unreachable.
 """
@@ -41,7 +42,7 @@ from tools.stack.procs import port_answers
 # when its process dies keeps taking messages (until its deadline), which then come back only
 # after their ack deadline.
 PULL_WAIT_SECONDS = 2.0
-# How often the port of a function that refused connections is tried.
+# How often the port of a function that is down is tried.
 PORT_PROBE_SECONDS = 0.2
 
 
@@ -94,36 +95,38 @@ class Pusher:
         self.pool = ThreadPoolExecutor(target.concurrency, thread_name_prefix=target.function)
         self.changed = threading.Condition()
         self.in_flight = 0
-        self.unreachable = threading.Event()  # set when a push found the port closed
+        address = urlsplit(target.url)
+        self.port = (address.hostname or "127.0.0.1", address.port or 80)
 
     def run(self, stopping: threading.Event) -> None:
         """Pull and deliver until `stopping` is set."""
         while not stopping.is_set():
-            if self.unreachable.is_set():
-                self._wait_for_port(stopping)
-                continue
             with self.changed:
                 while self.in_flight >= self.target.concurrency and not stopping.is_set():
                     self.changed.wait(0.5)
                 free = self.target.concurrency - self.in_flight
+            if not self._answers():  # pull nothing for a function that is down
+                self._wait_for_port(stopping)
+                continue
             for received in self._pull(free, stopping):
                 with self.changed:
                     self.in_flight += 1
                 self.pool.submit(self._deliver, received)
         self.pool.shutdown(wait=False, cancel_futures=True)
 
+    def _answers(self) -> bool:
+        host, port = self.port
+        return port_answers(port, host)
+
     def _wait_for_port(self, stopping: threading.Event) -> None:
-        """Pull nothing until the function's port accepts connections again."""
-        address = urlsplit(self.target.url)
+        """Return once the function's port accepts connections again (or when stopping)."""
         log.warning(
             "function unreachable: pushes paused",
             action="push.paused",
             function=self.target.function,
         )
-        while not stopping.wait(PORT_PROBE_SECONDS):
-            if port_answers(address.port or 80, address.hostname or "127.0.0.1"):
-                break
-        self.unreachable.clear()
+        while not stopping.wait(PORT_PROBE_SECONDS) and not self._answers():
+            pass
         log.info(
             "function answers: pushes resumed", action="push.resumed", function=self.target.function
         )
@@ -160,8 +163,6 @@ class Pusher:
             status: int | str = response.status_code
         except requests.RequestException as exc:
             status = type(exc).__name__
-            if isinstance(exc, requests.ConnectionError):
-                self.unreachable.set()
         ok = isinstance(status, int) and 200 <= status < 300
         fields = {
             "function": target.function,
