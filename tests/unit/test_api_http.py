@@ -38,6 +38,10 @@ class Shown(BaseModel):
     name: str
 
 
+class Maybe(Strict):
+    note: str = ""
+
+
 def _router() -> Router:
     router = Router()
     router.add(
@@ -62,6 +66,13 @@ def _router() -> Router:
         operation_id="broken",
         authenticated=False,
         response=Shown,
+    )
+    router.add(
+        "POST",
+        "/maybe",
+        lambda r: Reply(200, r.body(Maybe, optional=True).model_dump()),
+        operation_id="maybe",
+        authenticated=False,
     )
     router.add("GET", "/crash", lambda r: 1 / 0, operation_id="crash", authenticated=False)  # type: ignore[arg-type,return-value]
     return router
@@ -115,6 +126,13 @@ def test_bad_bodies_are_json_errors(kwargs, status, code):
     response = send("POST", "/echo", **kwargs)
     assert response.status_code == status
     assert _error(response)["code"] == code
+
+
+def test_an_optional_body_may_be_empty_but_not_blank():
+    assert send("POST", "/maybe").status_code == 200
+    assert send("POST", "/maybe", data="", content_type="application/json").status_code == 200
+    blank = send("POST", "/maybe", data="\r\n ", content_type="application/json")
+    assert blank.status_code == 400 and _error(blank)["code"] == "malformed_json"
 
 
 def test_integral_numbers_are_integers_as_json_schema_counts_them():
