@@ -66,6 +66,11 @@ class Function:
         return self.pool_size + self.listens
 
     @property
+    def requests_at_once(self) -> int:
+        """Requests all its instances serve at once: max_instances x concurrency."""
+        return self.max_instances * self.concurrency
+
+    @property
     def module(self) -> str:
         """Dotted module of the entry point, e.g. functions.api.main."""
         return self.source.removesuffix(".py").replace("/", ".")

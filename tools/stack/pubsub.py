@@ -63,7 +63,7 @@ def push_targets(config: StackConfig, spec: Manifest) -> list[PushTarget]:
             function=f.name,
             subscription=subscription_path(config, f),
             url=config.function_url(f),
-            concurrency=f.max_instances,
+            concurrency=f.requests_at_once,
             ack_deadline=ack_deadline(f),
             backoff=config.backoff(f),
         )

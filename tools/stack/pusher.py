@@ -7,8 +7,9 @@ topic would be in flight: a 10-shot job would render two shots at a time. So `up
 function's subscription with its ack deadline, retry and dead-letter policies but without a push
 endpoint (tools/stack/pubsub.py), and a `Pusher` per function delivers it:
 
-- it pulls up to `concurrency` (the function's max_instances) messages at a time and POSTs each
-  to the function in the push request's JSON shape, with `deliveryAttempt`;
+- it pulls up to `concurrency` messages at a time (what the function's instances serve at once:
+  max_instances x concurrency) and POSTs each to the function in the push request's JSON shape,
+  with `deliveryAttempt`;
 - a 2xx acknowledges; anything else, or no answer within the ack deadline, hands the message
   back to the emulator with the retry policy's backoff for that attempt as its new ack deadline
   (min * 2^(n-1), capped at max): the emulator redelivers it then and, after the subscription's

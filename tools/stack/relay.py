@@ -73,7 +73,7 @@ class Relay:
         self.config = config
         self.targets = targets
         self.http = requests.Session()
-        workers = sum(t.concurrency for t in targets) or 1  # as many as the functions' instances
+        workers = sum(t.concurrency for t in targets) or 1  # as many as the functions serve at once
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="deliver")
         self.lock = threading.Lock()
         self.pending: dict[str, Delivery] = {}
@@ -237,7 +237,7 @@ def targets(config: StackConfig, functions: list[manifest.Function]) -> list[Tar
             backoff=config.backoff(f),
             max_attempts=f.max_delivery_attempts or config.relay_max_attempts,
             dead_letter_topic=f.dead_letter_topic,
-            concurrency=f.max_instances,
+            concurrency=f.requests_at_once,
         )
         for f in functions
     ]

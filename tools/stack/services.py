@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from infra.manifest import ROOT, Manifest
+from infra.manifest import ROOT, Function, Manifest
 from tools.pgcluster import Cluster
 from tools.stack import emulator
 from tools.stack.config import CERTS_PATH, DB_NAME, HOST, StackConfig
@@ -62,10 +62,19 @@ def child_env(config: StackConfig) -> dict[str, str]:
     return env
 
 
+def local_threads(function: Function) -> int:
+    """The gunicorn threads of a function's one local process, from the manifest. An HTTP
+    function's process is one instance: the threads GCP gives it (THREADS = concurrency). An event
+    function's process stands in for all its instances: a thread per request they serve at once
+    (the relay pushes that many), plus one that answers the stack's probes while all of them run."""
+    if function.trigger == "http":
+        return function.concurrency
+    return function.requests_at_once + 1
+
+
 def function_env(config: StackConfig, spec: Manifest, name: str, db_url: str) -> dict[str, str]:
-    """What a function reads on GCP, pointed at the local stand-ins; and one gunicorn worker with
-    a thread per instance the manifest allows (Cloud Functions runs one request per instance),
-    plus one for the stack's probes, so the process takes every push the relay makes at once."""
+    """What a function reads on GCP, pointed at the local stand-ins, and one gunicorn worker with
+    `local_threads` threads."""
     function = spec.function(name)
     env = child_env(config)
     env.setdefault("RENDER_LEASE_SECONDS", str(LOCAL_LEASE_SECONDS))
@@ -80,12 +89,8 @@ def function_env(config: StackConfig, spec: Manifest, name: str, db_url: str) ->
         K_SERVICE=function.name,
         CLOUD_RUN_TIMEOUT_SECONDS=str(function.timeout_seconds),
         WORKERS="1",
-        THREADS=str(function.max_instances + 1),
+        THREADS=str(local_threads(function)),
     )
-    if function.trigger == "http":
-        # One process is one instance, with the threads GCP gives it. An event function's one
-        # process stands in for all its instances, so it keeps the framework's default.
-        env["THREADS"] = str(function.concurrency)
     return env
 
 
