@@ -25,25 +25,13 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from infra import manifest
+from infra import cors, manifest
 from infra.manifest import Function, Manifest
 
 RUNTIME = "python311"
 TRIGGER_ACCOUNT = "fn-event-trigger"
 ARCHIVE = manifest.ROOT / "dist" / "source.zip"
 ORIGIN = re.compile(r"^https?://[^/*?#]+$")  # exact: scheme://host[:port], as terraform checks
-# The bucket's CORS, as infra/terraform/storage.tf sets it: browsers load signed GETs and send
-# the signed PUT of a direct upload with every header it signs (tests/infra/test_bucket_cors.py).
-BUCKET_CORS_METHODS = ("GET", "HEAD", "PUT")
-BUCKET_CORS_HEADERS = (
-    "Content-Type",
-    "x-goog-content-length-range",
-    "x-goog-if-generation-match",
-    "x-goog-meta-session-id",
-    "Content-Length",
-    "ETag",
-)
-BUCKET_CORS_MAX_AGE = 3600
 
 
 @dataclass(frozen=True)
@@ -375,15 +363,9 @@ def scheduler_commands(m: Manifest, t: Target) -> list[list[str]]:
 
 
 def bucket_cors(t: Target) -> list[dict[str, object]]:
-    """The media bucket's CORS configuration (the JSON that `--cors-file` takes)."""
-    return [
-        {
-            "origin": list(t.cors_origins),
-            "method": list(BUCKET_CORS_METHODS),
-            "responseHeader": list(BUCKET_CORS_HEADERS),
-            "maxAgeSeconds": BUCKET_CORS_MAX_AGE,
-        }
-    ]
+    """The media bucket's CORS configuration (the JSON that `--cors-file` takes): infra/cors.py's
+    rule, for the deployment's origins."""
+    return cors.bucket_cors(t.cors_origins)
 
 
 def bucket_cors_command(t: Target) -> list[str]:

@@ -1,6 +1,8 @@
-"""Writes infra/terraform/functions.auto.tfvars.json from infra/functions.toml.
+"""Writes infra/terraform/functions.auto.tfvars.json from infra/functions.toml and infra/cors.py.
 
-Terraform cannot read TOML, so the manifest reaches it as a generated, committed tfvars file:
+Terraform cannot read TOML nor Python, so the manifest (functions, topics, schedules) and the
+media bucket's CORS rule (`bucket_cors`, all but its origins) reach it as a generated, committed
+tfvars file:
     python -m infra.tfvars           # rewrite it
     python -m infra.tfvars --check   # exit 1 if it is out of date (tests/infra runs this check)
 """
@@ -12,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-from infra import manifest
+from infra import cors, manifest
 
 TFVARS = manifest.ROOT / "infra" / "terraform" / "functions.auto.tfvars.json"
 
@@ -48,6 +50,7 @@ def render(m: manifest.Manifest) -> str:
         "functions": functions,
         "topics": m.topics,
         "schedules": schedules,
+        "bucket_cors": cors.terraform_rule(),
     }
     return json.dumps(document, indent=2, sort_keys=True) + "\n"
 

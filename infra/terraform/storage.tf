@@ -14,21 +14,15 @@ resource "google_storage_bucket" "media" {
   force_destroy               = false
 
   # Browsers load signed GETs, and send a direct upload's signed PUT with every header it signs:
-  # a preflight asks for each, and the bucket allows only what response_header lists
-  # (tests/infra/test_bucket_cors.py derives the list from the signing code; the gcloud script
-  # sets the same rule).
+  # a preflight asks for each, and the bucket allows only what response_header lists. The rule
+  # comes from infra/cors.py through the generated bucket_cors input (the gcloud script and the
+  # local stack set the same one; tests/infra/test_bucket_cors.py derives the headers from the
+  # signing code).
   cors {
-    origin = var.cors_origins
-    method = ["GET", "HEAD", "PUT"]
-    response_header = [
-      "Content-Type",
-      "x-goog-content-length-range",
-      "x-goog-if-generation-match",
-      "x-goog-meta-session-id",
-      "Content-Length",
-      "ETag",
-    ]
-    max_age_seconds = 3600
+    origin          = var.cors_origins
+    method          = var.bucket_cors.method
+    response_header = var.bucket_cors.response_header
+    max_age_seconds = var.bucket_cors.max_age_seconds
   }
 
   lifecycle_rule {

@@ -131,6 +131,15 @@ variable "topics" {
   type        = map(string)
 }
 
+variable "bucket_cors" {
+  description = "The media bucket's CORS rule but its origins (cors_origins): generated from infra/cors.py."
+  type = object({
+    method          = list(string)
+    response_header = list(string)
+    max_age_seconds = number
+  })
+}
+
 variable "schedules" {
   description = "Cloud Scheduler jobs: JSON bodies published to a topic on a cron."
   type = map(object({

@@ -1,6 +1,8 @@
 """The bucket's CORS lets a browser send the signed PUT of a direct upload: every header the
 signing code signs (read from a signed URL it makes, so a header added there without CORS fails
-here) is allowed by terraform's bucket and by the gcloud script's, for the same origins."""
+here) is in the one rule (infra/cors.py), which terraform's bucket (through its generated inputs)
+and the gcloud script's both set, for the same origins. The local stack sets the same rule on its
+bucket (tests/stack/test_cors.py preflights a signed PUT there)."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from infra import deploy_gcloud
+from infra import cors, deploy_gcloud, tfvars
 from shared.uploads.models import SignedUploadRequest
 from shared.uploads.routes import signed_put
 from tests.apikit import api_env, issuer, no_database, signing_key_file  # noqa: F401
@@ -38,29 +40,35 @@ def _allowed(headers: list[str]) -> set[str]:
     return {h.lower() for h in headers}
 
 
-def test_terraform_allows_every_signed_header_for_the_configured_origins(
-    hcl: dict, signed_headers: set[str]
-) -> None:
-    bucket = resources(hcl, "google_storage_bucket")["media"]
-    cors = one(bucket["cors"])
-    assert signed_headers <= _allowed(one(cors["response_header"]))
-    assert {"GET", "PUT"} <= set(one(cors["method"]))
-    assert one(cors["origin"]) == "${var.cors_origins}"
-
-
-def test_gcloud_sets_the_same_rule_for_the_same_origins(
-    hcl: dict, signed_headers: set[str]
-) -> None:
-    (rule,) = deploy_gcloud.bucket_cors(TARGET)
+def test_the_rule_allows_every_signed_header_for_get_and_put(signed_headers: set[str]) -> None:
+    (rule,) = cors.bucket_cors(["https://app.example.com"])
     assert signed_headers <= _allowed(rule["responseHeader"])
-    assert rule["origin"] == list(TARGET.cors_origins)
-    tf = one(resources(hcl, "google_storage_bucket")["media"]["cors"])
-    assert rule["responseHeader"] == one(tf["response_header"])
-    assert rule["method"] == one(tf["method"])
-    assert rule["maxAgeSeconds"] == one(tf["max_age_seconds"])
+    assert {"GET", "PUT"} <= set(rule["method"])
+    assert rule["origin"] == ["https://app.example.com"]
+
+
+def test_terraform_sets_the_rule_from_its_generated_inputs_for_the_configured_origins(
+    hcl: dict, signed_headers: set[str]
+) -> None:
+    generated = json.loads(tfvars.TFVARS.read_text())["bucket_cors"]
+    assert generated == cors.terraform_rule(), "run: python -m infra.tfvars"
+    assert signed_headers <= _allowed(generated["response_header"])
+    bucket = resources(hcl, "google_storage_bucket")["media"]
+    assert {key: one(value) for key, value in one(bucket["cors"]).items()} == {
+        "origin": "${var.cors_origins}",
+        "method": "${var.bucket_cors.method}",
+        "response_header": "${var.bucket_cors.response_header}",
+        "max_age_seconds": "${var.bucket_cors.max_age_seconds}",
+    }
+
+
+def test_gcloud_sets_the_same_rule_for_the_same_origins(signed_headers: set[str]) -> None:
+    rules = deploy_gcloud.bucket_cors(TARGET)
+    assert rules == cors.bucket_cors(TARGET.cors_origins)
+    assert signed_headers <= _allowed(rules[0]["responseHeader"])  # type: ignore[arg-type]
     command = deploy_gcloud.bucket_cors_command(TARGET)
     assert command[:2] == ["bash", "-c"] and f"gs://{TARGET.bucket}" in command[2]
-    assert json.dumps(deploy_gcloud.bucket_cors(TARGET)) in command[2]
+    assert json.dumps(rules) in command[2]
     plan = deploy_gcloud.plan(deploy_gcloud.manifest.load(), TARGET, archive=None)
     assert command in plan
 
