@@ -8,6 +8,7 @@ framework.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 import uuid
@@ -84,9 +85,28 @@ def origin_allowed(origin: str, allowed: Sequence[str]) -> bool:
     return port.isdigit() and f"{scheme_host}:*" in allowed
 
 
+def _settings() -> config.Settings:
+    """The process's configuration, as the api reads it: one that lets every origin call the api
+    (`*` in CORS_ORIGINS, which no deploy path sets) is logged once as a WARNING."""
+    settings = config.settings()
+    _warn_of_any_origin(settings.cors_origins)
+    return settings
+
+
+@functools.cache
+def _warn_of_any_origin(origins: tuple[str, ...]) -> None:
+    if "*" in origins:
+        log.warning(
+            "CORS_ORIGINS allows every origin (*): any web page may call the api from a browser",
+            action="api.cors_any_origin",
+            function="api",
+            cors_origins=list(origins),
+        )
+
+
 def _cors_headers(request: Request) -> dict[str, str]:
     origin = request.headers.get("Origin")
-    if not origin or not origin_allowed(origin, config.settings().cors_origins):
+    if not origin or not origin_allowed(origin, _settings().cors_origins):
         return {}
     return {
         "Access-Control-Allow-Origin": origin,
@@ -144,7 +164,7 @@ def dispatch(router: Router, request: Request, authenticate: Callable[[Request],
 
 def _answer(router: Router, request: Request, authenticate: Callable[[Request], Any]) -> Response:
     started = time.monotonic()
-    trace = log.trace_field(request.headers.get("X-Cloud-Trace-Context"), config.settings().project)
+    trace = log.trace_field(request.headers.get("X-Cloud-Trace-Context"), _settings().project)
     with log.bind(function="api", **trace):
         if request.method == "OPTIONS":
             return _preflight(request)

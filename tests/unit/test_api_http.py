@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import io
 import json
+import uuid
 
 import pytest
 from pydantic import BaseModel, Field
 from werkzeug.test import EnvironBuilder
 
+from shared import config
 from shared.errors import InvalidInput
 from shared.web import auth
 from shared.web.dispatch import dispatch, framework_error, origin_allowed
@@ -202,6 +204,46 @@ def test_cors_preflight_and_headers_for_configured_origins_only():
     denied = call("GET", "/v1/me", headers={"Origin": "https://app.example.com"})
     assert denied.status_code == 401  # errors carry CORS headers, so the browser can read them
     assert denied.headers["Access-Control-Allow-Origin"] == "https://app.example.com"
+
+
+def _cors_warnings(capsys) -> list[dict]:
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    return [line for line in lines if line.get("action") == "api.cors_any_origin"]
+
+
+def _requests_from(origin: str) -> None:
+    call(
+        "OPTIONS",
+        "/v1/sessions",
+        headers={"Origin": origin, "Access-Control-Request-Method": "POST"},
+    )
+    call("GET", "/v1/me", headers={"Origin": origin})
+    call("GET", "/v1/me")
+
+
+def test_a_configuration_letting_every_origin_in_is_logged_once_as_a_warning(capsys, monkeypatch):
+    app = f"https://{uuid.uuid4().hex}.example.com"  # a configuration this process has not seen
+    monkeypatch.setenv("CORS_ORIGINS", f"{app},*")
+    config.settings.cache_clear()
+
+    _requests_from("https://anyone.example.com")
+    _requests_from(app)
+
+    (warning,) = _cors_warnings(capsys)
+    assert warning["severity"] == "WARNING" and warning["function"] == "api"
+    assert warning["cors_origins"] == [app, "*"]
+    assert "every origin" in warning["message"]
+
+
+def test_exact_origins_log_no_warning(capsys, monkeypatch):
+    app = f"https://{uuid.uuid4().hex}.example.com"
+    monkeypatch.setenv("CORS_ORIGINS", f"{app},http://localhost:*")
+    config.settings.cache_clear()
+
+    _requests_from(app)
+    _requests_from("http://localhost:5173")
+
+    assert _cors_warnings(capsys) == []
 
 
 def test_an_origin_matches_exactly_any_or_a_host_on_any_port():
