@@ -210,7 +210,10 @@ const log = (line) => {
 </script></body></html>""")
 
 
-@pytest.mark.skipif(not shutil.which("chromium"), reason="needs a chromium binary on PATH")
+@pytest.mark.skipif(
+    not shutil.which("chromium"),
+    reason="chromium is not on PATH: apt-get install -y chromium (.ci/run does, as root)",
+)
 def test_a_browser_on_a_dev_server_uploads_directly_and_loads_a_signed_image(
     stack: Stack, caller: Caller, dev_server: tuple[str, dict[str, str]], tmp_path: Path
 ) -> None:
