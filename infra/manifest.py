@@ -1,8 +1,8 @@
 """The typed view of infra/functions.toml, shared by the local stack and every deploy tool.
 
-tools/package.py, infra/deploy_gcloud.py, infra/tfvars.py and tests/infra read the manifest
-through `load()`, so the archive, the gcloud commands and the terraform variables cannot
-disagree about a function.
+tools/package.py, infra/deploy_gcloud.py (and infra/gcloud/), infra/tfvars.py and tests/infra
+read the manifest through `load()`, so the archive, the gcloud commands and the terraform
+variables cannot disagree about a function.
 """
 
 from __future__ import annotations
@@ -82,13 +82,23 @@ class Function:
 
 
 @dataclass(frozen=True)
+class HoldSubscription:
+    """The never-expiring pull subscription that keeps a dead-letter topic's messages."""
+
+    message_retention_seconds: int
+    ack_deadline_seconds: int
+
+
+@dataclass(frozen=True)
 class Manifest:
-    """The whole file: database budget, topics and functions."""
+    """The whole file: APIs, database budget, topics, dead-letter holds and functions."""
 
     functions: tuple[Function, ...]
     topics: dict[str, str]
     max_connections: int
     reserved_connections: int
+    apis: tuple[str, ...]
+    dead_letter_hold: HoldSubscription
 
     @property
     def dead_letter_topics(self) -> list[str]:
@@ -218,11 +228,35 @@ def _function(raw: dict[str, Any], topics: set[str], problems: list[str]) -> Fun
     return Function(**fields)
 
 
+def _apis(raw: dict[str, Any], problems: list[str]) -> tuple[str, ...]:
+    apis = raw.get("project", {}).get("apis")
+    if not isinstance(apis, list) or not apis:
+        problems.append("[project] apis must list the Google APIs to enable")
+        return ()
+    wrong = [a for a in apis if not (isinstance(a, str) and a.endswith(".googleapis.com"))]
+    if wrong:
+        problems.append(f"[project] apis: not service names {wrong}")
+    return tuple(apis)
+
+
+def _dead_letter_hold(raw: dict[str, Any], problems: list[str]) -> HoldSubscription:
+    hold = raw.get("dead_letter_hold", {})
+    # Pub/Sub's ranges: retention 10 minutes to 31 days, ack deadline 10 to 600 seconds.
+    limits = {"message_retention_seconds": (600, 2678400), "ack_deadline_seconds": (10, 600)}
+    for key, (low, high) in limits.items():
+        value = hold.get(key)
+        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+            problems.append(f"[dead_letter_hold] {key} must be an integer in {low}..{high}")
+    return HoldSubscription(**{key: hold.get(key, 0) for key in limits})
+
+
 def load(path: Path = MANIFEST) -> Manifest:
     """Read and validate the manifest; raise ValueError listing every problem."""
     raw = tomllib.loads(path.read_text())
     topics = dict(raw.get("topics", {}))
     problems: list[str] = []
+    apis = _apis(raw, problems)
+    dead_letter_hold = _dead_letter_hold(raw, problems)
     functions = [_function(f, set(topics.values()), problems) for f in raw.get("functions", [])]
     loaded = [f for f in functions if f]
     if len({f.name for f in loaded}) != len(loaded):
@@ -237,4 +271,6 @@ def load(path: Path = MANIFEST) -> Manifest:
         topics=topics,
         max_connections=int(database.get("max_connections", 100)),
         reserved_connections=int(database.get("reserved_connections", 0)),
+        apis=apis,
+        dead_letter_hold=dead_letter_hold,
     )

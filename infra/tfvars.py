@@ -1,8 +1,8 @@
 """Writes infra/terraform/functions.auto.tfvars.json from infra/functions.toml and infra/cors.py.
 
-Terraform cannot read TOML nor Python, so the manifest (functions, topics, schedules) and the
-media bucket's CORS rule (`bucket_cors`, all but its origins) reach it as a generated, committed
-tfvars file:
+Terraform cannot read TOML nor Python, so the manifest (APIs, dead-letter holds, functions,
+topics, schedules) and the media bucket's CORS rule (`bucket_cors`, all but its origins) reach it
+as a generated, committed tfvars file:
     python -m infra.tfvars           # rewrite it
     python -m infra.tfvars --check   # exit 1 if it is out of date (tests/infra runs this check)
 """
@@ -47,6 +47,11 @@ def render(m: manifest.Manifest) -> str:
         for s in f.schedules
     }
     document = {
+        "apis": list(m.apis),
+        "dead_letter_hold": {
+            "message_retention_seconds": m.dead_letter_hold.message_retention_seconds,
+            "ack_deadline_seconds": m.dead_letter_hold.ack_deadline_seconds,
+        },
         "functions": functions,
         "topics": m.topics,
         "schedules": schedules,

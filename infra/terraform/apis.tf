@@ -1,18 +1,8 @@
+# The manifest's APIs ([project] apis in infra/functions.toml). Every resource that calls one of
+# them depends on this, directly or through what it references, so that a first apply in a new
+# project does not race the enabling (tests/infra/test_terraform.py follows the references).
 resource "google_project_service" "apis" {
-  for_each = toset([
-    "artifactregistry.googleapis.com",
-    "cloudbuild.googleapis.com",
-    "cloudfunctions.googleapis.com",
-    "cloudscheduler.googleapis.com",
-    "eventarc.googleapis.com",
-    "iam.googleapis.com",
-    "iamcredentials.googleapis.com",
-    "pubsub.googleapis.com",
-    "run.googleapis.com",
-    "secretmanager.googleapis.com",
-    "sqladmin.googleapis.com",
-    "storage.googleapis.com",
-  ])
+  for_each           = toset(var.apis)
   service            = each.key
   disable_on_destroy = false
 }

@@ -3,6 +3,8 @@ resource "google_service_account" "functions" {
   for_each     = var.functions
   account_id   = substr("fn-${each.key}", 0, 30)
   display_name = "Cloud Function ${each.key}"
+
+  depends_on = [google_project_service.apis] # the IAM API
 }
 
 locals {
@@ -81,6 +83,8 @@ resource "google_project_iam_member" "db_admins" {
 resource "google_service_account" "trigger" {
   account_id   = "fn-event-trigger"
   display_name = "Eventarc triggers of the Cloud Functions"
+
+  depends_on = [google_project_service.apis] # the IAM API
 }
 
 resource "google_project_iam_member" "trigger_event_receiver" {

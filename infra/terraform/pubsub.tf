@@ -22,13 +22,14 @@ resource "google_pubsub_topic" "dead_letter" {
 }
 
 # Messages published to a topic without a subscription are lost: each dead-letter topic keeps
-# its messages in a pull subscription for inspection and replay (infra/RUNBOOK.md, "Replaying a dead-letter topic").
+# its messages in a pull subscription for inspection and replay (infra/RUNBOOK.md, "Replaying a
+# dead-letter topic"). It never expires (ttl ""), however long no one pulls from it.
 resource "google_pubsub_subscription" "dead_letter_hold" {
   for_each                   = local.dead_letter_topics
   name                       = "${each.key}-hold"
   topic                      = google_pubsub_topic.dead_letter[each.key].id
-  message_retention_duration = "604800s"
-  ack_deadline_seconds       = 60
+  message_retention_duration = "${var.dead_letter_hold.message_retention_seconds}s"
+  ack_deadline_seconds       = var.dead_letter_hold.ack_deadline_seconds
   expiration_policy {
     ttl = ""
   }

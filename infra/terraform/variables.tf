@@ -104,6 +104,19 @@ variable "auth_audience" {
 
 # ---- generated from infra/functions.toml (functions.auto.tfvars.json) ----
 
+variable "apis" {
+  description = "Google APIs the deployment uses (apis.tf enables them)."
+  type        = list(string)
+}
+
+variable "dead_letter_hold" {
+  description = "The pull subscription that keeps each dead-letter topic's messages."
+  type = object({
+    message_retention_seconds = number
+    ack_deadline_seconds      = number
+  })
+}
+
 variable "functions" {
   description = "The manifest's functions, keyed by name."
   type = map(object({

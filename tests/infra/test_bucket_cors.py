@@ -13,6 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from infra import cors, deploy_gcloud, tfvars
+from infra.gcloud import storage
 from shared.uploads.models import SignedUploadRequest
 from shared.uploads.routes import signed_put
 from tests.apikit import api_env, issuer, no_database, signing_key_file  # noqa: F401
@@ -63,10 +64,10 @@ def test_terraform_sets_the_rule_from_its_generated_inputs_for_the_configured_or
 
 
 def test_gcloud_sets_the_same_rule_for_the_same_origins(signed_headers: set[str]) -> None:
-    rules = deploy_gcloud.bucket_cors(TARGET)
+    rules = storage.bucket_cors(TARGET)
     assert rules == cors.bucket_cors(TARGET.cors_origins)
-    assert signed_headers <= _allowed(rules[0]["responseHeader"])  # type: ignore[arg-type]
-    command = deploy_gcloud.bucket_cors_command(TARGET)
+    assert signed_headers <= _allowed(rules[0]["responseHeader"])
+    command = storage.bucket_cors_command(TARGET)
     assert command[:2] == ["bash", "-c"] and f"gs://{TARGET.bucket}" in command[2]
     assert json.dumps(rules) in command[2]
     plan = deploy_gcloud.plan(deploy_gcloud.manifest.load(), TARGET, archive=None)

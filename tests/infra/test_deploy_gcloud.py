@@ -1,4 +1,4 @@
-"""The gcloud script's --dry-run prints every command and runs none of them."""
+"""The gcloud script: --dry-run runs nothing, and mistakes stop it early."""
 
 import os
 import subprocess
@@ -6,6 +6,20 @@ import sys
 from pathlib import Path
 
 from infra import manifest
+
+PROJECT = "demo-project"
+DEPLOY = ["--project", PROJECT, "--region", "europe-west1", "--cors-origins",
+          "https://app.example.com", "--source", f"gs://{PROJECT}-fn-source/source/0123.zip"]  # fmt: skip
+
+
+def _deploy(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "infra.deploy_gcloud", *args, "--dry-run"],
+        cwd=manifest.ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_dry_run_prints_every_deploy_and_runs_nothing(tmp_path: Path, m) -> None:
@@ -35,12 +49,20 @@ def test_dry_run_prints_every_deploy_and_runs_nothing(tmp_path: Path, m) -> None
 
 
 def test_deploy_refuses_to_start_without_the_cors_origins() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "infra.deploy_gcloud", "--project", "p", "--dry-run"],
-        cwd=manifest.ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = _deploy("--project", "p")
     assert result.returncode == 2
     assert "--cors-origins" in result.stderr
+
+
+def test_a_private_ip_without_a_connector_is_refused_saying_what_is_missing() -> None:
+    result = _deploy(*DEPLOY, "--db-ip-type", "private")
+    assert result.returncode == 2
+    assert "--db-ip-type=private needs --vpc-connector" in result.stderr
+    assert _deploy(*DEPLOY, "--vpc-connector", "c").returncode == 2, "a connector for public IP"
+
+
+def test_the_apis_step_enables_the_manifests_apis_alone(m) -> None:
+    result = _deploy("apis", "--project", PROJECT)
+    assert result.stdout.splitlines() == [
+        f"gcloud services enable {' '.join(m.apis)} --project={PROJECT}"
+    ]

@@ -39,6 +39,13 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
     bad = tmp_path / "functions.toml"
     bad.write_text(
         """
+[project]
+apis = ["pubsub.googleapis.com", "pubsub"]
+
+[dead_letter_hold]
+message_retention_seconds = 604800
+ack_deadline_seconds = 5
+
 [[functions]]
 name = "a"
 entry_point = "a"
@@ -59,6 +66,9 @@ dead_letter_topic = "a-dead"
     assert "local_port has the wrong type" in message
     assert "topic None is not in [topics]" in message
     assert "dead_letter_topic and max_delivery_attempts go together" in message
+    assert "[project] apis: not service names ['pubsub']" in message
+    assert "[dead_letter_hold] ack_deadline_seconds must be an integer in 10..600" in message
+    assert "message_retention_seconds" not in message
 
 
 # One vCPU keeps about one connection busy (bench: a 1-CPU api process serves as many requests/s
