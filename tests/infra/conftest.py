@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from infra import manifest
+from tests.infra.gcloud_cli import Deploys
 from tools import package
 
 TERRAFORM_DIR = manifest.ROOT / "infra" / "terraform"
@@ -35,6 +36,11 @@ def m() -> manifest.Manifest:
 @pytest.fixture(scope="session")
 def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return package.build(tmp_path_factory.mktemp("dist") / "source.zip")
+
+
+@pytest.fixture(scope="session")
+def deploys(archive: Path, tmp_path_factory: pytest.TempPathFactory) -> Deploys:
+    return Deploys(tmp_path_factory.mktemp("deploys"), archive)
 
 
 def infra_python() -> Path:

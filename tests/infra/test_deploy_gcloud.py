@@ -1,15 +1,22 @@
-"""The gcloud script: --dry-run runs nothing, and mistakes stop it early."""
+"""The gcloud script: --dry-run runs nothing, mistakes stop it early, and the real gcloud
+accepts every call a deploy makes, in a new project and in one where everything exists."""
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 from infra import manifest
+from tests.infra.gcloud_cli import PROJECT, Deploys, rejections
 
-PROJECT = "demo-project"
 DEPLOY = ["--project", PROJECT, "--region", "europe-west1", "--cors-origins",
           "https://app.example.com", "--source", f"gs://{PROJECT}-fn-source/source/0123.zip"]  # fmt: skip
+# The scheduler call as it was: gcloud resolves a bare --topic from the default project while
+# parsing, before --project applies. The check must reject it, or it proves nothing.
+BARE_TOPIC = ["gcloud", "scheduler", "jobs", "create", "pubsub", "sweep-jobs",
+              "--location=europe-west1", "--schedule=*/5 * * * *", "--topic=maintenance",
+              '--message-body={"task": "sweep_jobs"}', f"--project={PROJECT}"]  # fmt: skip
 
 
 def _deploy(*args: str) -> subprocess.CompletedProcess:
@@ -66,3 +73,25 @@ def test_the_apis_step_enables_the_manifests_apis_alone(m) -> None:
     assert result.stdout.splitlines() == [
         f"gcloud services enable {' '.join(m.apis)} --project={PROJECT}"
     ]
+
+
+def test_the_real_gcloud_accepts_every_call_of_a_deploy(tmp_path: Path, deploys: Deploys) -> None:
+    """Public and private IP, in a new project and in one where everything exists."""
+    calls = [
+        call
+        for private in (False, True)
+        for existing in (False, True)
+        for call in deploys.calls(private, existing)
+    ]
+    assert len(calls) > 400
+    cors_files = [a for call in calls for a in call if a.startswith("--cors-file=")]
+    assert len(cors_files) == 4, "one CORS update per deploy"
+    # A CORS rule with a misnamed field, which gcloud itself would drop without a word.
+    misnamed = tmp_path / "cors.json"
+    misnamed.write_text(json.dumps([{"origin": ["https://a.example"], "responseHeaders": []}]))
+    bad_cors = ["gcloud", "storage", "buckets", "update", "gs://b", f"--cors-file={misnamed}",
+                f"--project={PROJECT}"]  # fmt: skip
+    rejected = rejections([*calls, BARE_TOPIC, bad_cors], tmp_path / "home")
+    assert list(rejected) == [" ".join(BARE_TOPIC), " ".join(bad_cors)]
+    assert "projectsId" in rejected[" ".join(BARE_TOPIC)]
+    assert "responseHeaders" in rejected[" ".join(bad_cors)]
