@@ -1,4 +1,5 @@
-"""Shared fixtures of the deploy tests: the manifest, the built archive, the parsed terraform."""
+"""Shared fixtures of the deploy tests: the manifest, the built archive, the parsed terraform,
+the recorded gcloud deploys."""
 
 from __future__ import annotations
 
