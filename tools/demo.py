@@ -187,9 +187,8 @@ def main(argv: list[str] | None = None) -> int:
 
         current = "sign in and create a session"
         step(2, "signing in with a local token and creating a session ...")
-        api = Api(
-            env["API_URL"], run_stack("token", f"demo-{uuid.uuid4().hex[:6]}", capture=True).strip()
-        )
+        user = f"demo-{uuid.uuid4().hex[:6]}"
+        api = Api(env["API_URL"], run_stack("token", user, capture=True).strip())
         me = api.call("GET", "/v1/me", 200)
         session = api.call("POST", "/v1/sessions", 201, json={"title": "Lighthouse storyboard"})
         print(f"  user {me['id']}; session {session['id']} ({session['title']!r})")
@@ -287,6 +286,7 @@ def main(argv: list[str] | None = None) -> int:
             )
     if args.keep_running or already_running:
         print("\nThe local stack is still running (make down stops it).")
+        print(f"Console: {env['CONSOLE_URL']} (sign in as {user} to see this session)")
     return 0
 
 

@@ -33,6 +33,11 @@ def test_demo_writes_a_contact_sheet_of_a_completed_four_shot_job(stack: Stack, 
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "Pillow fallback" in result.stdout
     job_id = re.search(r"job ([0-9a-f-]{36}) accepted", result.stdout).group(1)
+    # the stack was running before, so it still runs, and the demo says where its console is
+    assert re.search(
+        rf"Console: {re.escape(stack.env['CONSOLE_URL'])} \(sign in as demo-[0-9a-f]{{6}} ",
+        result.stdout,
+    )
 
     # THEN the contact sheet references images that exist and open
     page = (out / "index.html").read_text()

@@ -58,6 +58,7 @@ class StackConfig:
     gcs_port: int = 9023
     issuer_port: int = 9011
     relay_port: int = 9012
+    console_port: int = 8070
     function_ports: dict[str, int] = field(default_factory=dict)
     poll_seconds: float = 0.2
     schedule_seconds: float = 60.0
@@ -84,6 +85,7 @@ class StackConfig:
             gcs_port=_int(env, "STACK_GCS_PORT", 9023 + shift),
             issuer_port=_int(env, "STACK_ISSUER_PORT", 9011 + shift),
             relay_port=_int(env, "STACK_RELAY_PORT", 9012 + shift),
+            console_port=_int(env, "STACK_CONSOLE_PORT", 8070 + shift),
             function_ports=ports,
             poll_seconds=_float(env, "STACK_POLL_SECONDS", 0.2),
             schedule_seconds=_float(env, "STACK_SCHEDULE_SECONDS", 60.0),
@@ -161,8 +163,16 @@ class StackConfig:
     def relay_url(self) -> str:
         return f"http://{HOST}:{self.relay_port}"
 
+    @property
+    def console_url(self) -> str:
+        return f"http://{HOST}:{self.console_port}/"
+
     def function_url(self, function: Function) -> str:
         return f"http://{HOST}:{self.function_ports[function.name]}/"
+
+    def api_url(self, manifest: Manifest) -> str:
+        """The api (the manifest's HTTP function), without a trailing slash."""
+        return self.function_url(manifest.by_trigger("http")[0]).rstrip("/")
 
     def backoff(self, function: Function) -> tuple[float, float]:
         """(minimum, maximum) retry backoff: the manifest's when it has them, else the local ones."""

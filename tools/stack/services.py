@@ -128,6 +128,13 @@ def build(config: StackConfig, spec: Manifest, db_url: str) -> list[Service]:
             command=lambda: [python, "-m", "tools.stack.relay"],
             env=base,
         ),
+        Service(
+            "console",
+            config.console_port,
+            probe_url=config.console_url + "config.json",
+            command=lambda: [python, "-m", "tools.stack.console"],
+            env=base,
+        ),
     ]
     for f in spec.functions:
         port = config.function_ports[f.name]

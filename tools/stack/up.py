@@ -23,7 +23,7 @@ from tools.stack.services import Service, build, cluster
 def stack_env(config: StackConfig, spec: Manifest, db_url: str) -> dict[str, str]:
     """What clients need to reach the stack (written to .local/stack.env)."""
     env = {
-        "API_URL": config.function_url(spec.by_trigger("http")[0]).rstrip("/"),
+        "API_URL": config.api_url(spec),
         "PUBSUB_EMULATOR_HOST": config.pubsub_host,
         "STORAGE_EMULATOR_HOST": config.storage_host,
         "DATABASE_URL": db_url,
@@ -35,6 +35,7 @@ def stack_env(config: StackConfig, spec: Manifest, db_url: str) -> dict[str, str
         "TOKEN_ISSUER_URL": config.issuer_url,
         "SIGNING_CREDENTIALS_FILE": str(config.signing_credentials),
         "RELAY_URL": config.relay_url,
+        "CONSOLE_URL": config.console_url,
         "STACK_DIR": str(config.state),
     }
     for f in spec.functions:
@@ -141,6 +142,7 @@ def up(config: StackConfig, spec: Manifest) -> int:
         print(f"!! not started: {', '.join(failed)} ({took:.1f}s)")
         return 1
     print(f"==> stack up in {took:.1f}s; {config.env_file}; API {env['API_URL']}")
+    print(f"==> console {env['CONSOLE_URL']} (web/, signed in as a named local user)")
     return 0
 
 
