@@ -6,7 +6,6 @@ does the direct upload with every header the signed PUT requires and loads a sig
 from __future__ import annotations
 
 import base64
-import shutil
 import socket
 import subprocess
 import threading
@@ -23,6 +22,7 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 
 from tests import imagefactory as make
+from tests.stack.chromium import CHROMIUM, needs_chromium
 from tests.stack.conftest import Stack
 from tests.stack.generation_support import wait_for
 
@@ -210,10 +210,7 @@ const log = (line) => {
 </script></body></html>""")
 
 
-@pytest.mark.skipif(
-    not shutil.which("chromium"),
-    reason="chromium is not on PATH: apt-get install -y chromium (.ci/run does, as root)",
-)
+@needs_chromium
 def test_a_browser_on_a_dev_server_uploads_directly_and_loads_a_signed_image(
     stack: Stack, caller: Caller, dev_server: tuple[str, dict[str, str]], tmp_path: Path
 ) -> None:
@@ -230,7 +227,7 @@ def test_a_browser_on_a_dev_server_uploads_directly_and_loads_a_signed_image(
 
     page = subprocess.run(
         [
-            "chromium",
+            str(CHROMIUM),
             "--headless",
             "--no-sandbox",
             "--disable-gpu",
