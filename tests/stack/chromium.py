@@ -7,7 +7,5 @@ import shutil
 import pytest
 
 CHROMIUM = shutil.which("chromium")
-needs_chromium = pytest.mark.skipif(
-    CHROMIUM is None,
-    reason="chromium is not on PATH: apt-get install -y chromium (.ci/run does, as root)",
-)
+MISSING = "chromium is not on PATH: apt-get install -y chromium (.ci/run does, as root)"
+needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason=MISSING)
