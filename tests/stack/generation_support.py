@@ -1,10 +1,10 @@
 """The generation functions of a running local stack, pointed at an OpenAI fake process.
 
 Used by tests/stack/test_generation_stack.py and bench/bench_generation.py. `GenerationStack`
-starts `tools/fake_openai.py` on a free port and restarts plan-generation and render-image
-with OPENAI_BASE_URL pointing at it (and any other settings given); `heal()` runs `up` with the
-same settings (after a crash); `restore()` restarts them with the environment they had. Anything
-else (threads, leases) is as `make up` sets it.
+starts `python -m tools.fake_openai` on a free port and restarts plan-generation and
+render-image with OPENAI_BASE_URL pointing at it (and any other settings given); `heal()` runs
+`up` with the same settings (after a crash); `restore()` restarts them with the environment
+they had. Anything else (threads, leases) is as `make up` sets it.
 """
 
 from __future__ import annotations
@@ -78,7 +78,8 @@ class GenerationStack:
         self.fake_url = f"http://127.0.0.1:{self.fake_port}"
         log = (Path(env["STACK_DIR"]) / "logs" / "fake-openai.log").open("ab")
         self.fake = subprocess.Popen(
-            [sys.executable, str(ROOT / "tools" / "fake_openai.py"), "--port", str(self.fake_port)],
+            [sys.executable, "-m", "tools.fake_openai", "--port", str(self.fake_port)],
+            cwd=ROOT,
             stdout=log,
             stderr=subprocess.STDOUT,
         )

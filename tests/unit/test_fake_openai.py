@@ -110,6 +110,7 @@ def test_edit_records_reference_images_and_their_content_types(fake):
     assert record["path"] == "/v1/images/edits"
     assert record["reference_images"] == 2
     assert record["reference_content_types"] == ["image/png", "image/jpeg"]
+    assert record["reference_sizes"] == [[32, 32], [32, 32]]
     assert record["status"] == 200
 
 
@@ -198,6 +199,62 @@ def test_moderation_refusal_is_a_bad_request_and_not_retried(fake, script):
     assert caught.value.code == "moderation_blocked"
     assert caught.value.type == "image_generation_user_error"
     assert len(fake.requests()) == 1
+
+
+def test_moderation_answers_one_result_per_text_in_the_real_shape(fake):
+    answer = client_for(fake).moderations.create(
+        model="omni-moderation-latest", input=["a quiet harbour", "a storm [fake:flag]"]
+    )
+
+    assert answer.model == "omni-moderation-2024-09-26"
+    calm, flagged = answer.results
+    assert not calm.flagged and not any(calm.categories.model_dump().values())
+    assert flagged.flagged and flagged.categories.violence
+    assert flagged.category_scores.violence > 0.5 > calm.category_scores.violence
+    assert flagged.category_applied_input_types.violence == ["text"]
+    [record] = fake.requests()
+    assert (record["path"], record["input"], record["flagged"]) == (
+        "/v1/moderations",
+        ["a quiet harbour", "a storm [fake:flag]"],
+        True,
+    )
+
+
+def test_moderation_marker_names_the_categories(fake):
+    answer = client_for(fake).moderations.create(
+        input="x [fake:flag=harassment/threatening,self-harm/intent]"
+    )
+
+    categories = answer.results[0].categories.model_dump(by_alias=True)
+    assert {name for name, hit in categories.items() if hit} == {
+        "harassment/threatening",
+        "self-harm/intent",
+    }
+
+
+def test_moderation_of_content_parts_is_one_result(fake):
+    answer = client_for(fake).moderations.create(
+        input=[{"type": "text", "text": "a"}, {"type": "text", "text": "b [fake:flag]"}]
+    )
+
+    assert [r.flagged for r in answer.results] == [True]
+
+
+def test_moderation_faults_and_unknown_models(fake):
+    fake.add_faults([{"endpoint": "moderations", "status": 503}])
+    with pytest.raises(openai.InternalServerError):
+        client_for(fake).moderations.create(input="a")
+    with pytest.raises(openai.NotFoundError):
+        client_for(fake).moderations.create(input="a", model="omni-moderation-9")
+    assert client_for(fake).moderations.create(input="a").results[0].flagged is False
+
+
+def test_chat_turns_the_enhanced_flag_marker_into_a_flag(fake):
+    completion = client_for(fake).chat.completions.create(
+        model="gpt-5-mini", messages=[{"role": "user", "content": "a dog [fake:flag-enhanced]"}]
+    )
+
+    assert "[fake:flag]" in completion.choices[0].message.content
 
 
 def test_response_format_is_refused_for_gpt_image_models(fake):
@@ -342,9 +399,9 @@ def test_close_does_not_wait_for_sleeping_requests():
 
 
 def test_command_line_serves_until_sigterm():
-    script = Path(__file__).parents[2] / "tools" / "fake_openai.py"
     process = subprocess.Popen(
-        [sys.executable, str(script), "--port", "0"],
+        [sys.executable, "-m", "tools.fake_openai", "--port", "0"],
+        cwd=Path(__file__).parents[2],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
