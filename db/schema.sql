@@ -23,3 +23,19 @@ CREATE TABLE IF NOT EXISTS users (
 CREATE OR REPLACE TRIGGER users_set_updated_at
     BEFORE UPDATE ON users
     FOR EACH ROW EXECUTE FUNCTION set_updated_at();
+
+-- Per-user limits an operator sets without a deploy (README, "Limits"): a NULL column takes the
+-- configured default (LIMIT_* variables), a number overrides it for this user only.
+CREATE TABLE IF NOT EXISTS user_limits (
+    user_id               uuid PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
+    active_jobs           integer CONSTRAINT user_limits_active_jobs_check CHECK (active_jobs >= 0),
+    images_per_day        integer CONSTRAINT user_limits_images_per_day_check CHECK (images_per_day >= 0),
+    uploads_per_day       integer CONSTRAINT user_limits_uploads_per_day_check CHECK (uploads_per_day >= 0),
+    upload_bytes_per_day  bigint CONSTRAINT user_limits_upload_bytes_per_day_check CHECK (upload_bytes_per_day >= 0),
+    note                  text,
+    updated_at            timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE OR REPLACE TRIGGER user_limits_set_updated_at
+    BEFORE UPDATE ON user_limits
+    FOR EACH ROW EXECUTE FUNCTION set_updated_at();

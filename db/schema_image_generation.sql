@@ -147,6 +147,26 @@ CREATE TABLE IF NOT EXISTS generation_job_reference_images (
     CONSTRAINT generation_job_reference_images_pair_key UNIQUE (generation_job_id, reference_image_id)
 );
 
+-- What counts against the per-user limits of shared/limits/ (rolling 24 hours). Each row is
+-- written under the user's row lock by a conditional INSERT, so concurrent requests cannot
+-- overshoot. Rows stay when the job or the reference image goes: deleting does not refund.
+-- images_requested: the images a job asks for, on create and on each retry (the missing shots).
+CREATE TABLE IF NOT EXISTS images_requested (
+    id            uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    user_id       uuid NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    images        smallint NOT NULL CONSTRAINT images_requested_images_check CHECK (images BETWEEN 1 AND 10),
+    requested_at  timestamptz NOT NULL DEFAULT now()
+);
+
+-- upload_tickets: one per object name a user may upload (a signed URL issued, or POST
+-- /v1/uploads); register_upload quarantines an object without one, or larger than its ticket.
+CREATE TABLE IF NOT EXISTS upload_tickets (
+    gcp_bucket_path  text PRIMARY KEY,
+    user_id          uuid NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    file_size        bigint NOT NULL CONSTRAINT upload_tickets_file_size_check CHECK (file_size > 0),
+    issued_at        timestamptz NOT NULL DEFAULT now()
+);
+
 -- The transactional outbox of object deletions (not in the design; see shared/purge.py). Rows
 -- that name bucket objects are deleted in the same transaction that writes their object names
 -- (and the generations recorded for them, NULL where none was) here; after commit the row's id
@@ -196,6 +216,13 @@ CREATE INDEX IF NOT EXISTS generated_images_session_created_idx
 DROP INDEX IF EXISTS generated_images_session_idx;
 CREATE INDEX IF NOT EXISTS generated_images_user_created_idx
     ON generated_images (user_id, created_at DESC, id DESC);
+-- The limits' counts: a user's unfinished jobs, and their rows of the last day.
+CREATE INDEX IF NOT EXISTS generation_jobs_user_active_idx
+    ON generation_jobs (user_id) WHERE status IN ('pending', 'processing');
+CREATE INDEX IF NOT EXISTS images_requested_user_requested_idx
+    ON images_requested (user_id, requested_at);
+CREATE INDEX IF NOT EXISTS upload_tickets_user_issued_idx
+    ON upload_tickets (user_id, issued_at);
 CREATE INDEX IF NOT EXISTS pending_object_deletions_due_idx
     ON pending_object_deletions (publish_after);
 CREATE INDEX IF NOT EXISTS generation_job_reference_images_reference_idx

@@ -88,6 +88,18 @@ class UploadLimits:
 
 
 @dataclass(frozen=True)
+class UsageLimits:
+    """Each user's limits unless their `user_limits` row says otherwise (README, "Limits"):
+    LIMIT_ACTIVE_JOBS (pending + processing at once), LIMIT_IMAGES_PER_DAY, LIMIT_UPLOADS_PER_DAY
+    and LIMIT_UPLOAD_BYTES_PER_DAY (rolling 24 hours)."""
+
+    active_jobs: int = 5
+    images_per_day: int = 100
+    uploads_per_day: int = 100
+    upload_bytes_per_day: int = 1024 * 1024 * 1024
+
+
+@dataclass(frozen=True)
 class Settings:
     project: str
     bucket: str
@@ -96,6 +108,7 @@ class Settings:
     auth: AuthSettings
     topics: Topics = field(default_factory=Topics)
     uploads: UploadLimits = field(default_factory=UploadLimits)
+    limits: UsageLimits = field(default_factory=UsageLimits)
     signed_url_ttl_seconds: int = 900
     cors_origins: tuple[str, ...] = ()
     # Generation jobs (shared/generation/: planning, rendering, sweeper). A job not finished
@@ -270,6 +283,14 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         max_side=r.integer("UPLOAD_MAX_SIDE", UploadLimits.max_side, minimum=1),
         formats=_upload_formats(r),
     )
+    limits = UsageLimits(
+        active_jobs=r.integer("LIMIT_ACTIVE_JOBS", UsageLimits.active_jobs),
+        images_per_day=r.integer("LIMIT_IMAGES_PER_DAY", UsageLimits.images_per_day),
+        uploads_per_day=r.integer("LIMIT_UPLOADS_PER_DAY", UsageLimits.uploads_per_day),
+        upload_bytes_per_day=r.integer(
+            "LIMIT_UPLOAD_BYTES_PER_DAY", UsageLimits.upload_bytes_per_day
+        ),
+    )
     settings = Settings(
         project=project,
         bucket=r.text("BUCKET_NAME", DEFAULT_BUCKET) or DEFAULT_BUCKET,
@@ -288,6 +309,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
             maintenance=r.text("TOPIC_MAINTENANCE", Topics.maintenance) or Topics.maintenance,
         ),
         uploads=uploads,
+        limits=limits,
         signed_url_ttl_seconds=r.integer("SIGNED_URL_TTL_SECONDS", 900, minimum=60),
         cors_origins=tuple(
             o.strip() for o in (r.text("CORS_ORIGINS", "") or "").split(",") if o.strip()

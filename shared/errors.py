@@ -25,6 +25,10 @@ class AppError(Exception):
         if code is not None:
             self.code = code
 
+    def headers(self) -> dict[str, str]:
+        """Response headers the error's answer carries."""
+        return {} if self.retry_after is None else {"Retry-After": str(self.retry_after)}
+
     def to_body(self) -> dict[str, Any]:
         error: dict[str, Any] = {"code": self.code, "message": self.message}
         if self.details is not None:
@@ -78,13 +82,26 @@ class Unprocessable(AppError):
 
 
 class RateLimited(AppError):
+    """A limit is reached: Retry-After, and any headers describing the limits (RateLimit)."""
+
     code = "rate_limited"
     http_status = 429
     retryable = True
 
-    def __init__(self, message: str, *, retry_after: int = 5, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: int = 5,
+        headers: dict[str, str] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(message, **kwargs)
         self.retry_after = retry_after
+        self.extra_headers = headers or {}
+
+    def headers(self) -> dict[str, str]:
+        return {**self.extra_headers, **super().headers()}
 
 
 class Transient(AppError):

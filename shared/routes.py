@@ -6,9 +6,10 @@ import functools
 
 from shared.gallery import routes as gallery
 from shared.generation import routes as generation
+from shared.limits import routes as limits
 from shared.sessions import routes as sessions
 from shared.uploads import routes as uploads
-from shared.web import auth, health
+from shared.web import health
 from shared.web.router import Router
 
 
@@ -17,7 +18,7 @@ def router() -> Router:
     """Built once per process, on the first request."""
     table = Router()
     health.register(table)
-    auth.register(table)
+    limits.register(table)
     sessions.register(table)
     gallery.register(table)
     uploads.register(table)

@@ -25,6 +25,7 @@ from shared.web.router import Route, Router, is_uuid_param
 
 DOCUMENT = Path(__file__).resolve().parent.parent / "openapi" / "openapi.json"
 REF = "#/components/schemas/{model}"
+RETRY_AFTER = {"schema": {"type": "integer"}, "description": "Seconds to wait"}
 ERROR_TEXT = {
     400: "Invalid input: malformed JSON, wrong types, unknown fields, a bad cursor or limit, a "
     "malformed header",
@@ -34,7 +35,7 @@ ERROR_TEXT = {
     413: "The body is larger than the route accepts",
     415: "The body is not of the media type the route accepts",
     422: "The request is well formed but cannot be carried out",
-    429: "Rate limited; see Retry-After",
+    429: "A limit is reached (`details.limit` names it); see Retry-After and RateLimit",
     503: "A dependency (the database) is unavailable; retry after Retry-After seconds",
 }
 
@@ -124,8 +125,16 @@ def _operation(route: Route, refs: dict[tuple[type[BaseModel], str], Any]) -> di
         }
         for h in route.response_headers
     }
-    if headers:
-        success["headers"] = headers
+    limits = {  # sent with every 2xx and 429 of a route that counts against a limit
+        h.name: {
+            "required": True,
+            "schema": {"type": "string", "maxLength": h.max_length},
+            "description": h.description,
+        }
+        for h in route.limit_headers
+    }
+    if headers or limits:
+        success["headers"] = {**headers, **limits}
     responses: dict[str, Any] = {str(route.status): success}
     for status in route.also:
         if status == 304:
@@ -135,10 +144,10 @@ def _operation(route: Route, refs: dict[tuple[type[BaseModel], str], Any]) -> di
     error_ref = refs[(ErrorBody, "serialization")]
     for status in error_statuses(route):
         response: dict[str, Any] = {"description": ERROR_TEXT[status], "content": _json(error_ref)}
-        if status in (429, 503):
-            response["headers"] = {
-                "Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait"}
-            }
+        if status == 429:
+            response["headers"] = {"Retry-After": {**RETRY_AFTER, "required": True}, **limits}
+        elif status == 503:
+            response["headers"] = {"Retry-After": RETRY_AFTER}
         responses[str(status)] = response
     operation["responses"] = responses
     return operation

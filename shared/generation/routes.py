@@ -1,11 +1,13 @@
 """Generation jobs over HTTP.
 
-POST /v1/generations                      validate, record and queue the job; 202 with the job.
+POST /v1/generations                      validate, count against the limits (429 past one),
+                                          record and queue the job; 202 with the job.
                                           Idempotency-Key: same key and body → the same job;
                                           same key, another body → 409.
 GET  /v1/generations/{id}                 the job, its progress, references and images.
 POST /v1/generations/{id}/cancel          pending/processing → cancelled (409 otherwise).
-POST /v1/generations/{id}/retry           failed/cancelled → pending, queued again (409 otherwise).
+POST /v1/generations/{id}/retry           failed/cancelled → pending, queued again (409 otherwise;
+                                          429 past a limit).
 GET  /v1/sessions/{id}/generations        a session's jobs, newest first, ?status=, cursor pages.
 """
 
@@ -18,6 +20,7 @@ from shared import db
 from shared.errors import InvalidInput, NotFound
 from shared.generation import service
 from shared.generation.models import GenerationRequest, Job, JobListQuery, JobPage
+from shared.limits.service import RATE_LIMIT_HEADERS
 from shared.queries import jobs, sessions
 from shared.web import pagination, waits
 from shared.web.request import ApiRequest
@@ -43,10 +46,11 @@ def register(router: Router) -> None:
         body=GenerationRequest,
         status=202,
         also=(200,),
-        errors=(404, 409),
+        errors=(404, 409, 429),
         tags=tags,
         headers=(IDEMPOTENCY_KEY, waits.PREFER),
         response_headers=(waits.ETAG, waits.PREFERENCE_APPLIED),
+        limit_headers=RATE_LIMIT_HEADERS,
     )
     router.add(
         "GET",
@@ -75,8 +79,9 @@ def register(router: Router) -> None:
         operation_id="generations_retry_route",
         response=Job,
         status=202,
-        errors=(409,),
+        errors=(409, 429),
         tags=tags,
+        limit_headers=RATE_LIMIT_HEADERS,
     )
     router.add(
         "GET",
@@ -96,8 +101,8 @@ def create_route(request: ApiRequest) -> Reply:
     if key is not None and not 1 <= len(key) <= IDEMPOTENCY_KEY.max_length:
         raise InvalidInput(f"Idempotency-Key must be 1 to {IDEMPOTENCY_KEY.max_length} characters")
     seconds = waits.wait_seconds(request)
-    job, replayed = service.create(request.user_id, request.body(GenerationRequest), key)
-    headers = {"Location": f"/v1/generations/{job['id']}"}
+    job, replayed, rate = service.create(request.user_id, request.body(GenerationRequest), key)
+    headers = {"Location": f"/v1/generations/{job['id']}", **rate}
     if replayed:
         headers["Idempotent-Replayed"] = "true"
     read = functools.partial(service.job_state, job["id"])
@@ -134,9 +139,8 @@ def cancel_route(request: ApiRequest) -> Reply:
 
 def retry_route(request: ApiRequest) -> Reply:
     """Run a failed or cancelled job again; the shots it already has are kept."""
-    return Reply(
-        202, service.job_resource(service.retry(request.params["job_id"], request.user_id)["id"])
-    )
+    job, rate = service.retry(request.params["job_id"], request.user_id)
+    return Reply(202, service.job_resource(job["id"]), rate)
 
 
 def list_route(request: ApiRequest) -> Reply:

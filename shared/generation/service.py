@@ -1,11 +1,12 @@
 """The job service behind the generation routes: record and queue a job, cancel, retry, and a
 job as the API shows it.
 
-Creating a job records it `pending` with its reference links (and a "New Session" if none is
-named) in one transaction, then publishes {"job_id"} to generation-requests; the same
-Idempotency-Key and body answer the same job, another body a 409. A request that cannot be
-published after its job is recorded is not lost: the sweeper re-drives pending jobs. Another
-user's ids answer 404, in paths and in bodies alike.
+Creating a job counts it against the user's limits (shared/limits: a 429 past one), records
+it `pending` with its reference links (and a "New Session" if none is named) in one
+transaction, then publishes {"job_id"} to generation-requests; the same Idempotency-Key and
+body answer the same job, another body a 409. A request that cannot be published after its job
+is recorded is not lost: the sweeper re-drives pending jobs. A retry counts as a job asking for
+its missing shots. Another user's ids answer 404, in paths and in bodies alike.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from shared.db import ConstraintViolation
 from shared.errors import Conflict, NotFound, Transient
 from shared.generation import job_events
 from shared.generation.models import GenerationRequest, JobFields
+from shared.limits import service as limits
 from shared.queries import generated_images, job_runs, jobs, sessions
 from shared.vocabulary import FINISHED_STATUSES
 from shared.web.waits import etag
@@ -27,25 +29,29 @@ IDEMPOTENCY_INDEX = "generation_jobs_user_idempotency_key_idx"
 
 def create(
     user_id: Any, request: GenerationRequest, idempotency_key: str | None = None
-) -> tuple[dict[str, Any], bool]:
-    """Record and queue a job; returns (job, replayed)."""
+) -> tuple[dict[str, Any], bool, dict[str, str]]:
+    """Record and queue a job; returns (job, replayed, the RateLimit headers)."""
     fingerprint = request.fingerprint()
     try:
         with db.transaction() as conn:
+            earlier = None
             if idempotency_key is not None:
                 earlier = jobs.get_by_idempotency_key(conn, user_id=user_id, key=idempotency_key)
-                if earlier is not None:
-                    return _replay(earlier, fingerprint), True
-            job = _record(conn, user_id, request, idempotency_key, fingerprint)
+            if earlier is None:
+                limits.admit_job(conn, user_id, request.number_of_shots)
+                job = _record(conn, user_id, request, idempotency_key, fingerprint)
+            rate = limits.headers(conn, user_id, limits.JOBS)
     except ConstraintViolation as violation:
         if violation.constraint != IDEMPOTENCY_INDEX or idempotency_key is None:
             raise
         with db.transaction() as conn:  # a concurrent request with the key won the insert
             earlier = jobs.get_by_idempotency_key(conn, user_id=user_id, key=idempotency_key)
+            rate = limits.headers(conn, user_id, limits.JOBS)
         assert earlier is not None
-        return _replay(earlier, fingerprint), True
+    if earlier is not None:
+        return _replay(earlier, fingerprint), True, rate
     queue(job["id"])
-    return job, False
+    return job, False, rate
 
 
 def _record(
@@ -119,25 +125,30 @@ def cancel(job_id: str, user_id: Any) -> dict[str, Any]:
     return job
 
 
-def retry(job_id: str, user_id: Any) -> dict[str, Any]:
+def retry(job_id: str, user_id: Any) -> tuple[dict[str, Any], dict[str, str]]:
+    """Queue a failed or cancelled job again; returns (job, the RateLimit headers)."""
     with db.transaction() as conn:
         current = owned(conn, job_id, user_id)
-    if current["status"] in ("failed", "cancelled") and current["event_published_at"] is None:
+    finished = current["status"] in ("failed", "cancelled")
+    if finished and current["event_published_at"] is None:
         job_events.flush(current["id"])  # its finish is announced before it runs again
     with db.transaction() as conn:
+        if finished:  # anything else is a 409 below, whatever the limits say
+            limits.admit_job(conn, user_id, len(job_runs.missing_shots(conn, current["id"])))
         job = job_runs.retry(
             conn,
             job_id=current["id"],
             user_id=user_id,
             deadline_seconds=config.settings().job_deadline_seconds,
         )
-        current = job or owned(conn, job_id, user_id)
-    if job is None:
-        if current["status"] in ("failed", "cancelled"):
-            raise Conflict("the job is still finishing; try again shortly", code="finishing")
-        raise Conflict(f"a {current['status']} job cannot be retried", code="invalid_state")
+        if job is None:  # raised here, so that what was admitted is rolled back
+            current = owned(conn, job_id, user_id)
+            if current["status"] in ("failed", "cancelled"):
+                raise Conflict("the job is still finishing; try again shortly", code="finishing")
+            raise Conflict(f"a {current['status']} job cannot be retried", code="invalid_state")
+        rate = limits.headers(conn, user_id, limits.JOBS)
     queue(job["id"])
-    return job
+    return job, rate
 
 
 def job_state(job_id: Any) -> dict[str, Any]:

@@ -6,6 +6,9 @@ identified from ranged reads of the event's object generation (`imageinfo`), so 
 type comes from the content and the size is as displayed (after EXIF orientation).
 
 Decisions (README, "Uploads"):
+- An object with no upload ticket (no signed URL was issued for its name: an operator's copy,
+  or a limit refused one), or larger than its ticket allowed, is quarantined (`no_ticket`,
+  `exceeds_ticket`) before anything is read.
 - An object that is not an acceptable image, a name that is not `uploads/{uuid}/{name}`, and a
   user id with no `users` row are quarantined (quarantine.py): moved to `quarantine/{name}`
   with the reason in its metadata and a warning log line.
@@ -24,7 +27,8 @@ from typing import Any, Literal
 from shared import config, db, log, storage
 from shared.errors import NotFound
 from shared.events import StorageObject
-from shared.queries import reference_images
+from shared.limits import service as limits
+from shared.queries import reference_images, users
 from shared.uploads import imageinfo
 from shared.uploads.filenames import sanitize_filename
 from shared.uploads.imageinfo import ImageInfo, ImageRejected
@@ -114,16 +118,24 @@ def register_object(obj: StorageObject, uploaded_at: datetime | None = None) -> 
     if owner is None:
         return quarantine(obj, "bad_path", "the name is not uploads/{user_id}/{file name}")
     user_id = owner[0]
+    path = storage.bucket_path(obj.name)
     with db.transaction() as conn:
-        existing = reference_images.get_by_path(conn, storage.bucket_path(obj.name))
-        deleted = existing is None and reference_images.was_deleted(
-            conn, storage.bucket_path(obj.name)
-        )
+        existing = reference_images.get_by_path(conn, path)
+        deleted = existing is None and reference_images.was_deleted(conn, path)
+        ticket = limits.ticket(conn, path)
+        known = ticket is not None or users.get(conn, user_id) is not None
     if existing is not None:
         log.info("already registered", action="register_upload.duplicate", image_id=existing["id"])
         return "duplicate"
     if deleted:
         return _deleted_by_owner()
+    if not known:
+        return quarantine(obj, "unknown_user", f"no user {user_id}")
+    if ticket is None:
+        return quarantine(obj, "no_ticket", "no upload under this name was allowed")
+    if obj.size > ticket["file_size"]:
+        message = f"{obj.size} bytes, and the upload allowed {ticket['file_size']}"
+        return quarantine(obj, "exceeds_ticket", message)
     try:
         info = identify(obj.name, obj.size, obj.generation)
     except ImageRejected as rejected:

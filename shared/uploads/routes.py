@@ -5,7 +5,8 @@ like the bucket trigger does, stores it under `uploads/{user_id}/` and registers
 same code (`registration.record`), so the finalize event that follows finds the row. `POST
 /v1/uploads/signed-url` hands out a V4 signed PUT bound to the object name, the content type, a
 size range, create-only (`x-goog-if-generation-match: 0`) and the session (object metadata);
-`register_upload` registers the object once it lands.
+`register_upload` registers the object once it lands. Both issue the object's upload ticket
+first, which counts against the user's upload limits (shared/limits: 429 past one).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from shared import config, db, purge, resources, storage
 from shared.errors import InvalidInput, NotFound, PayloadTooLarge, UnsupportedMediaType
+from shared.limits import service as limits
+from shared.limits.service import RATE_LIMIT_HEADERS
 from shared.queries import reference_images, sessions
 from shared.resources import ReferenceImage
 from shared.uploads import imageinfo, registration
@@ -53,8 +56,9 @@ def register(router: Router) -> None:
         body=UploadForm,
         body_media_type="multipart/form-data",
         status=201,
-        errors=(404, 422),
+        errors=(404, 422, 429),
         tags=tags,
+        limit_headers=RATE_LIMIT_HEADERS,
     )
     router.add(
         "POST",
@@ -63,8 +67,9 @@ def register(router: Router) -> None:
         operation_id="reference_images_signed_upload",
         response=SignedUpload,
         body=SignedUploadRequest,
-        errors=(404,),
+        errors=(404, 429),
         tags=tags,
+        limit_headers=RATE_LIMIT_HEADERS,
     )
     router.add(
         "GET",
@@ -164,6 +169,13 @@ def _multipart(request: ApiRequest) -> tuple[Any, str | None]:
     return upload, registration.as_uuid(session_field)
 
 
+def _ticket(user_id: Any, name: str, size: int) -> dict[str, str]:
+    """Issue the object's upload ticket (or raise RateLimited); the RateLimit headers."""
+    with db.transaction() as conn:
+        limits.admit_upload(conn, user_id, storage.bucket_path(name), size)
+        return limits.headers(conn, user_id, limits.UPLOADS)
+
+
 def _identify(stream: IO[bytes], size: int) -> imageinfo.ImageInfo:
     def read_range(start: int, end: int) -> bytes:
         stream.seek(start)
@@ -186,15 +198,15 @@ def upload(request: ApiRequest) -> Reply:
     info = _identify(stream, size)
     session_id = _owned_session(request.user_id, session_id)
     name = storage.upload_object_name(request.user_id, sanitize_filename(file.filename or ""))
+    rate = _ticket(request.user_id, name, size)
     stream.seek(0)
     metadata = {registration.SESSION_METADATA_KEY: session_id} if session_id else None
     storage.write(name, stream.read(), info.mime_type, metadata)
     row = registration.record(name, size, info, user_id=str(request.user_id), session_id=session_id)
     if row is None:
         raise NotFound("the user no longer exists")
-    return Reply(
-        201, resources.reference_images([row])[0], {"Location": f"/v1/reference-images/{row['id']}"}
-    )
+    headers = {"Location": f"/v1/reference-images/{row['id']}", **rate}
+    return Reply(201, resources.reference_images([row])[0], headers)
 
 
 def signed_upload(request: ApiRequest) -> Reply:
@@ -203,13 +215,14 @@ def signed_upload(request: ApiRequest) -> Reply:
     _check_mime_type(body.mime_type)
     _check_size(body.file_size)
     session_id = _owned_session(request.user_id, registration.as_uuid(body.session_id))
-    return Reply(200, signed_put(request.user_id, body, session_id))
+    name = storage.upload_object_name(request.user_id, sanitize_filename(body.file_name))
+    rate = _ticket(request.user_id, name, body.file_size)
+    return Reply(200, signed_put(name, body, session_id), rate)
 
 
-def signed_put(user_id: Any, body: SignedUploadRequest, session_id: str | None) -> dict[str, Any]:
-    """The signed PUT of a direct upload and the headers it signs, which the client must send
-    (and the bucket's CORS must allow: tests/infra/test_bucket_cors.py)."""
-    name = storage.upload_object_name(user_id, sanitize_filename(body.file_name))
+def signed_put(name: str, body: SignedUploadRequest, session_id: str | None) -> dict[str, Any]:
+    """The signed PUT of a direct upload as `name`, and the headers it signs, which the client
+    must send (and the bucket's CORS must allow: tests/infra/test_bucket_cors.py)."""
     headers = {
         "x-goog-content-length-range": f"1,{body.file_size}",
         "x-goog-if-generation-match": "0",  # create only: the URL cannot replace the object

@@ -7,7 +7,7 @@ issuer and subject are checked here. The local stack's issuer serves the same fo
 code path is the same everywhere. A verified token is remembered until it expires, so the
 requests that follow with the same token skip the signature check. The caller's users row is
 created on first sight and then remembered per process for `_USER_TTL_SECONDS`, so a request
-costs no extra database round trip. GET /v1/me answers that row.
+costs no extra database round trip. (GET /v1/me, that row with its limits: shared/limits/.)
 """
 
 from __future__ import annotations
@@ -16,21 +16,16 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
-from uuid import UUID
 
 import google.auth.exceptions
 import requests
 from google.auth import jwt
-from pydantic import BaseModel
 from werkzeug.wrappers import Request
 
 from shared import config, db
 from shared.errors import Transient, Unauthenticated
 from shared.queries import users
-from shared.web.request import ApiRequest
-from shared.web.router import Reply, Router
 
 _DEFAULT_CERT_TTL = 300
 _MIN_REFRESH_SECONDS = 30
@@ -218,30 +213,4 @@ def _text(value: Any, limit: int) -> str | None:
         value
         if isinstance(value, str) and 0 < len(value) <= limit and "\x00" not in value
         else None
-    )
-
-
-class User(BaseModel):
-    id: UUID
-    auth_subject: str
-    email: str | None
-    display_name: str | None
-    created_at: datetime
-    updated_at: datetime
-
-
-def me(request: ApiRequest) -> Reply:
-    """The caller's user record."""
-    return Reply(200, request.user)
-
-
-def register(router: Router) -> None:
-    router.add(
-        "GET",
-        "/v1/me",
-        me,
-        operation_id="routes_me",
-        response=User,
-        summary="The caller's user record (created on the first authenticated call)",
-        tags=("users",),
     )

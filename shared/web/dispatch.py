@@ -52,7 +52,7 @@ def json_response(status: int, body: Any, headers: dict[str, str] | None = None)
 
 
 def error_response(error: AppError) -> Response:
-    headers = {} if error.retry_after is None else {"Retry-After": str(error.retry_after)}
+    headers = error.headers()
     if isinstance(error, MethodNotAllowed):
         headers["Allow"] = ", ".join(error.details["allowed"])
     return json_response(error.http_status, error.to_body(), headers)
@@ -111,7 +111,9 @@ def _cors_headers(request: Request) -> dict[str, str]:
     return {
         "Access-Control-Allow-Origin": origin,
         "Vary": "Origin",
-        "Access-Control-Expose-Headers": "Retry-After, Location, ETag, Preference-Applied",
+        "Access-Control-Expose-Headers": (
+            "Retry-After, Location, ETag, Preference-Applied, RateLimit, RateLimit-Policy"
+        ),
     }
 
 

@@ -49,7 +49,8 @@ class Route:
     `operation_id` names the operation in the document (clients generated from it name their
     methods so: it stays when code moves); `response` is the model of a 2xx body (the body is
     serialised through it, so nothing undocumented leaves); `errors` lists statuses beyond
-    those the route's shape implies.
+    those the route's shape implies; `limit_headers` (the RateLimit fields of a route that
+    counts against a limit) go with its 2xx and its 429 answers.
     """
 
     method: str
@@ -71,6 +72,7 @@ class Route:
     headers: tuple[Header, ...] = ()  # optional request headers the handler reads
     also: tuple[int, ...] = ()  # other statuses it answers: another 2xx, or 304 Not Modified
     response_headers: tuple[Header, ...] = ()  # headers its successful answers carry
+    limit_headers: tuple[Header, ...] = ()  # the RateLimit headers: on its 2xx and its 429
 
     @property
     def path_params(self) -> list[str]:

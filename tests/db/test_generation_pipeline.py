@@ -54,7 +54,7 @@ def submit(owner: dict[str, Any] | None = None, **fields: Any) -> dict[str, Any]
         with db.transaction() as conn:
             owner = make.user(conn)
     fields.setdefault("prompt", "a lighthouse on a cliff at dusk")
-    job, _ = service.create(owner["id"], GenerationRequest.model_validate(fields))
+    job, _, _ = service.create(owner["id"], GenerationRequest.model_validate(fields))
     return job
 
 

@@ -19,6 +19,7 @@ import pytest
 
 from shared import config, db, maintenance, storage
 from shared.events import StorageObject
+from shared.limits import service as limits
 from shared.queries import reference_images
 from shared.uploads import reconcile, registration
 from tests import imagefactory as make
@@ -100,8 +101,13 @@ def owner(database: str) -> dict[str, Any]:
         return factories.user(conn)
 
 
-def put(name: str, data: bytes, **metadata: str) -> StorageObject:
-    """Store an object and describe it as its finalize event would."""
+def put(name: str, data: bytes, ticket: bool = True, **metadata: str) -> StorageObject:
+    """Store an object (with the upload ticket a signed URL would have issued for it, unless
+    `ticket` is false) and describe it as its finalize event would."""
+    if ticket:
+        with db.transaction() as conn:
+            user_id = name.split("/")[1]
+            limits.admit_upload(conn, user_id, storage.bucket_path(name), max(1, len(data)))
     blob = storage.write(name, data, "application/octet-stream", metadata or None)
     blob.reload()
     return StorageObject(
@@ -167,6 +173,27 @@ def test_registers_supported_images(
     assert row["session_id"] is None
 
 
+def test_an_upload_without_a_ticket_is_quarantined_unread(
+    bucket: str, owner: dict[str, Any], capsys: pytest.CaptureFixture[str], monkeypatch: Any
+) -> None:
+    obj = put(upload_name(owner), make.jpeg(), ticket=False)
+    monkeypatch.setattr(storage, "read_range", lambda *a, **k: pytest.fail("read"))
+    assert registration.register_object(obj) == "quarantined"
+    assert row_for(obj) is None and exists(storage.QUARANTINE_PREFIX + obj.name)
+    assert logged(capsys, "register_upload.quarantined")[0]["reason"] == "no_ticket"
+
+
+def test_an_upload_larger_than_its_ticket_is_quarantined(
+    bucket: str, owner: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    name = upload_name(owner)
+    with db.transaction() as conn:
+        limits.admit_upload(conn, owner["id"], storage.bucket_path(name), 100)
+    obj = put(name, make.jpeg(), ticket=False)
+    assert registration.register_object(obj) == "quarantined"
+    assert logged(capsys, "register_upload.quarantined")[0]["reason"] == "exceeds_ticket"
+
+
 @pytest.mark.parametrize(
     ("data", "reason"),
     [
@@ -206,7 +233,7 @@ def test_bytes_over_the_limit_are_quarantined_without_reading(
 
 
 def test_unknown_user_is_quarantined(bucket: str, capsys: pytest.CaptureFixture[str]) -> None:
-    obj = put(upload_name({"id": uuid.uuid4()}), make.jpeg())
+    obj = put(upload_name({"id": uuid.uuid4()}), make.jpeg(), ticket=False)
     assert registration.register_object(obj) == "quarantined"
     assert not exists(obj.name) and exists(storage.QUARANTINE_PREFIX + obj.name)
     assert logged(capsys, "register_upload.quarantined")[0]["reason"] == "unknown_user"
@@ -214,7 +241,7 @@ def test_unknown_user_is_quarantined(bucket: str, capsys: pytest.CaptureFixture[
 
 @pytest.mark.parametrize("name", ["uploads/not-a-user/x.jpg", "uploads/x.jpg"])
 def test_names_outside_the_layout_are_quarantined(bucket: str, name: str) -> None:
-    obj = put(name, make.jpeg())
+    obj = put(name, make.jpeg(), ticket=False)
     assert registration.register_object(obj) == "quarantined"
     assert exists(storage.QUARANTINE_PREFIX + name)
 
@@ -225,7 +252,7 @@ def test_names_outside_the_layout_are_quarantined(bucket: str, name: str) -> Non
 def test_objects_outside_uploads_are_ignored_without_reading(
     bucket: str, monkeypatch: pytest.MonkeyPatch, name: str
 ) -> None:
-    obj = put(name, make.text_renamed_jpg())
+    obj = put(name, make.text_renamed_jpg(), ticket=False)
     monkeypatch.setattr(storage, "read_range", lambda *a, **k: pytest.fail("read"))
     assert registration.register_object(obj) == "ignored"
     assert exists(name)
@@ -341,7 +368,7 @@ def test_reconcile_pages_through_batches_and_registers_what_is_missing(
     # GIVEN seven uploads, two already registered, one hostile, and one object elsewhere
     objects = [put(upload_name(owner, f"{i}.png"), make.png()) for i in range(6)]
     hostile = put(upload_name(owner, "bad.jpg"), make.text_renamed_jpg())
-    put("generated/j/1_x.jpg", make.jpeg())
+    put("generated/j/1_x.jpg", make.jpeg(), ticket=False)
     for obj in objects[:2]:
         registration.register_object(obj)
     listing = list(storage.client().list_blobs(bucket, prefix=storage.UPLOADS_PREFIX))

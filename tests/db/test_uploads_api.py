@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
@@ -126,6 +127,32 @@ def test_someone_elses_session_is_a_404_and_nothing_is_stored(
     )
     assert (status, body["error"]["code"]) == (404, "not_found")
     assert uploads_of(owner) == []
+
+
+def test_signed_url_binds_type_size_and_create_only(bucket: str, owner: dict[str, Any]) -> None:
+    status, body, _ = call(
+        owner,
+        "POST",
+        "/v1/uploads/signed-url",
+        json={"file_name": "../My Cat.JPG", "mime_type": "image/png", "file_size": 1234},
+    )
+    assert status == 200, body
+    assert body["method"] == "PUT"
+    assert body["headers"] == {
+        "Content-Type": "image/png",
+        "x-goog-content-length-range": "1,1234",
+        "x-goog-if-generation-match": "0",
+    }
+    query = parse_qs(urlsplit(body["upload_url"]).query)
+    assert query["X-Goog-SignedHeaders"] == [
+        "content-type;host;x-goog-content-length-range;x-goog-if-generation-match"
+    ]
+    assert query["X-Goog-Algorithm"] == ["GOOG4-RSA-SHA256"]
+    assert int(query["X-Goog-Expires"][0]) == config.settings().signed_url_ttl_seconds
+    name = body["gcp_bucket_path"].split("/", 1)[1]
+    assert urlsplit(body["upload_url"]).path.endswith(name.replace(" ", "%20"))
+    assert name.startswith(f"uploads/{owner['id']}/") and name.endswith("_My_Cat.JPG")
+    assert registration.owner_and_file_name(name) == (str(owner["id"]), "My_Cat.JPG")
 
 
 def test_signed_url_carries_the_session_as_signed_metadata(

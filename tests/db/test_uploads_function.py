@@ -75,7 +75,7 @@ def count_rows() -> int:
 
 def test_the_same_event_twice_at_once_leaves_one_row(function: str, owner: dict[str, Any]) -> None:
     name = base.upload_name(owner)
-    storage.write(name, make.jpeg_rotated(), "image/jpeg")
+    base.put(name, make.jpeg_rotated())
     with ThreadPoolExecutor(max_workers=2) as pool:
         statuses = list(pool.map(lambda _: finalize(function, name, "redelivered"), range(2)))
     assert statuses == [200, 200]
@@ -87,9 +87,9 @@ def test_hostile_unknown_and_foreign_objects_are_acknowledged(
     function: str, owner: dict[str, Any]
 ) -> None:
     hostile = base.upload_name(owner, "x.jpg")
-    storage.write(hostile, make.truncated(make.jpeg()), "image/jpeg")
+    base.put(hostile, make.truncated(make.jpeg()))
     stranger = base.upload_name({"id": uuid.uuid4()})
-    storage.write(stranger, make.jpeg(), "image/jpeg")
+    base.put(stranger, make.jpeg(), ticket=False)
     elsewhere = "generated/job/1_x.jpg"
     storage.write(elsewhere, b"not even an image", "image/jpeg")
     assert [finalize(function, n) for n in (hostile, stranger, elsewhere)] == [200, 200, 200]

@@ -30,7 +30,8 @@ def signed_headers(no_database, api_env) -> set[str]:  # noqa: F811
     request = SignedUploadRequest(
         file_name="a photo.png", mime_type="image/png", file_size=1234, session_id=None
     )
-    ticket = signed_put(uuid.uuid4(), request, session_id=str(uuid.uuid4()))
+    name = f"uploads/{uuid.uuid4()}/20261205T000000000000Z_a_photo.png"
+    ticket = signed_put(name, request, session_id=str(uuid.uuid4()))
     signed = parse_qs(urlsplit(ticket["upload_url"]).query)["X-Goog-SignedHeaders"][0]
     names = set(signed.split(";")) - SET_BY_THE_BROWSER
     assert names == {h.lower() for h in ticket["headers"]}, "the client is told every one"
