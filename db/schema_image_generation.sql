@@ -43,6 +43,10 @@ CREATE TABLE IF NOT EXISTS reference_images (
     height           integer CONSTRAINT reference_images_height_check CHECK (height > 0),
     uploaded_at      timestamptz NOT NULL DEFAULT now()
 );
+-- The upload decoded once, upright and at most 2048 px a side ("{bucket}/{object name}" under
+-- working/): what renders and the image model read (shared/uploads/working_copy.py). NULL for
+-- references registered before working copies existed: those are read whole.
+ALTER TABLE reference_images ADD COLUMN IF NOT EXISTS working_copy_path text;
 
 -- Bucket paths of reference images their owner deleted. The object itself goes asynchronously
 -- (object-deletions -> purge_objects), so a late finalize event or a reconcile run could find it

@@ -85,6 +85,9 @@ class UploadLimits:
     max_pixels: int = 50_000_000
     max_side: int = 12_000
     formats: tuple[str, ...] = ("JPEG", "PNG", "WEBP")
+    # Memory the one decode of an upload (its working copy) may need: estimated from the header
+    # per format (shared/uploads/imageinfo.py), so a WebP decodes whole at about 16 bytes a pixel.
+    max_decode_bytes: int = 320 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -282,6 +285,9 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         max_pixels=r.integer("UPLOAD_MAX_PIXELS", UploadLimits.max_pixels, minimum=1),
         max_side=r.integer("UPLOAD_MAX_SIDE", UploadLimits.max_side, minimum=1),
         formats=_upload_formats(r),
+        max_decode_bytes=r.integer(
+            "UPLOAD_MAX_DECODE_BYTES", UploadLimits.max_decode_bytes, minimum=1
+        ),
     )
     limits = UsageLimits(
         active_jobs=r.integer("LIMIT_ACTIVE_JOBS", UsageLimits.active_jobs),

@@ -33,6 +33,7 @@ UPLOADS_PREFIX = "uploads/"
 GENERATED_PREFIX = "generated/"
 THUMBNAILS_PREFIX = "thumbnails/"
 QUARANTINE_PREFIX = "quarantine/"
+WORKING_PREFIX = "working/"
 CANONICAL_HOST = "https://storage.googleapis.com"
 
 
@@ -79,6 +80,12 @@ def generated_object_name(job_id: Any, index: int, job_created_at: datetime) -> 
 
 def thumbnail_object_name(image_object_name: str) -> str:
     return THUMBNAILS_PREFIX + image_object_name
+
+
+def working_copy_object_name(upload_object_name: str, content_type: str) -> str:
+    """Where an upload's working copy lives: derived from it, so a retry writes the same."""
+    suffix = ".png" if content_type == "image/png" else ".jpg"
+    return f"{WORKING_PREFIX}{upload_object_name}{suffix}"
 
 
 def bucket_path(object_name: str) -> str:
@@ -270,9 +277,9 @@ def read_range(object_name: str, start: int, end: int, generation: int | None = 
         raise _transient(exc) from exc
 
 
-def read(object_name: str) -> bytes:
+def read(object_name: str, generation: int | None = None) -> bytes:
     try:
-        return bucket().blob(object_name).download_as_bytes()
+        return bucket().blob(object_name, generation=generation).download_as_bytes()
     except gexc.NotFound as exc:
         raise NotFound(f"object {object_name} is gone") from exc
     except _RETRYABLE as exc:

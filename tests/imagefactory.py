@@ -99,6 +99,16 @@ def jpeg_24mp() -> bytes:
     return jpeg(6000, 4000, quality=92, exif=_exif(1))
 
 
+def png_flat(width: int = 12_000, height: int = 4_166) -> bytes:
+    """One colour at the pixel cap: about 200 KB that Pillow decodes into 200 MB."""
+    return _save(Image.new("RGBA", (width, height), (40, 90, 160, 255)), "PNG")
+
+
+def webp_flat(width: int, height: int) -> bytes:
+    """One colour, lossless: a few bytes that libwebp and Pillow decode at 17 bytes a pixel."""
+    return _save(Image.new("RGB", (width, height), (40, 90, 160)), "WEBP", lossless=True)
+
+
 def text_renamed_jpg() -> bytes:
     return b"This is not a picture, whatever its name says.\n" * 4
 

@@ -2,14 +2,14 @@
 
 In (render-requests): {"job_id": "<uuid>", "index": <1..number_of_shots>}.
 
-Claim the shot → render it (OpenAI: the edit endpoint when the job has reference images, so
-they condition the result; or the Pillow fallback) → write the JPEG and its thumbnail under
-names derived from the job (a retry overwrites, never adds) → in one transaction under the
-job's row lock: record the row, and complete the job if this was its last shot → publish the
-finish event. Concurrent finishing renders serialise on the lock, so exactly one sees the
-last shot. A job finished meanwhile (cancelled, failed), or a render that lost its claim (a
-lapsed lease, a cancel and retry), records nothing, and the objects just written are removed
-unless another render recorded the shot.
+Claim the shot → render it from the references' working copies (OpenAI: the edit endpoint
+when the job has reference images, so they condition the result; or the Pillow fallback) →
+write the JPEG and its thumbnail under names derived from the job (a retry overwrites, never
+adds) → in one transaction under the job's row lock: record the row, and complete the job if
+this was its last shot → publish the finish event. Concurrent finishing renders serialise on
+the lock, so exactly one sees the last shot. A job finished meanwhile (cancelled, failed), or a
+render that lost its claim (a lapsed lease, a cancel and retry), records nothing, and the
+objects just written are removed unless another render recorded the shot.
 
 Failure policy: a content-policy refusal or an invalid request fails the job with a clear
 message. An OpenAI outage that outlasts the client's retries renders the fallback when
@@ -21,6 +21,7 @@ the same names; after the subscription's last attempt the sweeper re-drives or f
 from __future__ import annotations
 
 import io
+import mimetypes
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -99,15 +100,16 @@ def render_shot(job_id: Any, index: int) -> None:
 
 
 def _references(job: dict[str, Any]) -> list[openai_images.Reference]:
-    """The job's reference images (listed by the claim), read from the bucket."""
-    return [
-        (
-            r["file_name"],
-            storage.read(storage.object_name_from_bucket_path(r["gcp_bucket_path"])),
-            r["mime_type"],
-        )
-        for r in job["reference_files"]
-    ]
+    """The job's reference images (listed by the claim), read from the bucket: their working
+    copies, already at the size the model uses (a reference registered before working copies
+    existed: the upload itself)."""
+    found = []
+    for ref in job["reference_files"]:
+        copy = ref["working_copy_path"]
+        name = storage.object_name_from_bucket_path(copy or ref["gcp_bucket_path"])
+        content_type = mimetypes.guess_type(name)[0] if copy else ref["mime_type"]
+        found.append((ref["file_name"], storage.read(name), content_type or "image/jpeg"))
+    return found
 
 
 def _produce(job: dict[str, Any], index: int) -> Shot:

@@ -29,7 +29,8 @@ UPDATE generation_jobs j SET {_TAKE_LEASE}
                     WHERE gi.generation_job_id = j.id AND gi.generation_index = :index)
 RETURNING j.*,
     (SELECT COALESCE(jsonb_agg(jsonb_build_object('file_name', ri.file_name,
-                'gcp_bucket_path', ri.gcp_bucket_path, 'mime_type', ri.mime_type)
+                'gcp_bucket_path', ri.gcp_bucket_path, 'mime_type', ri.mime_type,
+                'working_copy_path', ri.working_copy_path)
                 ORDER BY gjri.created_at, ri.id), '[]')
        FROM generation_job_reference_images gjri
        JOIN reference_images ri ON ri.id = gjri.reference_image_id

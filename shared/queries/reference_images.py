@@ -13,12 +13,12 @@ _REGISTER = """
 WITH inserted AS (
     INSERT INTO reference_images
         (user_id, session_id, gcp_bucket_path, gcp_url, file_name, file_size, mime_type, width,
-         height, uploaded_at)
+         height, working_copy_path, uploaded_at)
     SELECT u.id,
            (SELECT s.id FROM sessions s
              WHERE s.id = CAST(:session_id AS uuid) AND s.user_id = u.id),
            :gcp_bucket_path, :gcp_url, :file_name, :file_size, :mime_type, :width, :height,
-           COALESCE(CAST(:uploaded_at AS timestamptz), now())
+           :working_copy_path, COALESCE(CAST(:uploaded_at AS timestamptz), now())
       FROM users u
      WHERE u.id = CAST(:user_id AS uuid)
        AND NOT EXISTS (SELECT 1 FROM deleted_reference_images d
@@ -79,6 +79,7 @@ REGISTER_FIELDS = (
     "mime_type",
     "width",
     "height",
+    "working_copy_path",
     "uploaded_at",
 )
 

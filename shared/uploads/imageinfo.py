@@ -7,6 +7,12 @@ Pillow's plugins, constructed directly rather than through `Image.open` so that 
 not Pillow's global bomb check (and its process-wide warning), decide what is too big. WebP is
 parsed here from its RIFF chunks, because Pillow's WebP plugin reads the whole file and libwebp
 allocates the canvas when it opens it. No pixels are decoded.
+
+The header also tells what the one decode of the image (its working copy, working_copy.py)
+will cost in memory, and an image over `max_decode_bytes` is refused before it is decoded:
+Pillow holds a PNG whole (1 to 4 bytes a pixel, by mode), a WebP about four times over (libwebp's canvas and Pillow's copies), a progressive JPEG's
+decoder every DCT coefficient (2 bytes a sample), and a baseline JPEG only what it decodes at
+1/2 to 1/8 scale.
 """
 
 from __future__ import annotations
@@ -48,6 +54,11 @@ _BLOCK = 64 * 1024  # one ranged read; holds the headers of almost every JPEG an
 _JPEG_TAIL = 16 * 1024
 _PNG_IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"
 _SWAPPED_ORIENTATIONS = {5, 6, 7, 8}  # rotated by 90 or 270 degrees
+WORKING_SIDE = 2048  # the long side of a working copy (working_copy.py)
+# Bytes a pixel of a decoded PNG, by Pillow mode (4 for the rest).
+_PNG_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2}
+_WEBP_BYTES = 17  # measured: 816 MiB to decode a 12000x4166 WebP with Pillow 13
+_JPEG_SCALES = (8, 4, 2, 1)  # libjpeg's DCT scaling, as Image.draft picks it
 
 
 class ImageRejected(Unprocessable):
@@ -69,6 +80,7 @@ class ImageInfo:
     width: int
     height: int
     bytes_read: int
+    decode_bytes: int  # the memory its one decode needs (an estimate from the header)
 
 
 class _Header(NamedTuple):
@@ -76,6 +88,7 @@ class _Header(NamedTuple):
     height: int
     animated: bool
     exif: bytes | None
+    decode_bytes: int
 
 
 class _RangeFile(io.RawIOBase):
@@ -155,9 +168,16 @@ def inspect(read_range: ReadRange, size: int, limits: UploadLimits) -> ImageInfo
         )
     if header.animated:
         raise ImageRejected("animated", "animated images are not accepted as references")
+    if header.decode_bytes > limits.max_decode_bytes:
+        mib = 1024 * 1024
+        raise ImageRejected(
+            "too_many_pixels",
+            f"a {fmt} image of {width}x{height} needs about {header.decode_bytes // mib} MiB to "
+            f"decode; the limit is {limits.max_decode_bytes // mib} MiB",
+        )
     if _orientation(header.exif) in _SWAPPED_ORIENTATIONS:
         width, height = height, width
-    return ImageInfo(fmt, MIME_TYPES[fmt], width, height, raw.bytes_read)
+    return ImageInfo(fmt, MIME_TYPES[fmt], width, height, raw.bytes_read, header.decode_bytes)
 
 
 def _sniff(head: bytes) -> ImageFormat | None:
@@ -196,7 +216,30 @@ def _parse(fmt: ImageFormat, stream: BinaryIO, size: int) -> _Header:
     image = plugin(stream)
     if not image.tile:  # no scan (JPEG SOS) or no image data (PNG IDAT) before the end
         raise ImageRejected("corrupt", "the file has no image data")
-    return _Header(*image.size, bool(getattr(image, "is_animated", False)), image.info.get("exif"))
+    width, height = image.size
+    if fmt == "PNG":
+        cost = _PNG_BYTES.get(image.mode, 4) * width * height
+    elif image.info.get("progressive"):
+        cost = 2 * len(image.getbands()) * width * height
+    else:
+        cost = 4 * _jpeg_decoded_pixels(width, height)
+    animated = bool(getattr(image, "is_animated", False))
+    return _Header(width, height, animated, image.info.get("exif"), cost)
+
+
+def working_size(width: int, height: int) -> tuple[int, int]:
+    """The size of a working copy: WORKING_SIDE on the long side at most, never enlarged."""
+    shrink = min(1.0, WORKING_SIDE / max(width, height))
+    return max(1, round(width * shrink)), max(1, round(height * shrink))
+
+
+def _jpeg_decoded_pixels(width: int, height: int) -> int:
+    """Pixels of a baseline JPEG decoded at the DCT scale that Image.draft picks for its
+    working copy (the largest that keeps both sides at least the working size)."""
+    wanted = working_size(width, height)
+    ratio = min(width // wanted[0], height // wanted[1])
+    scale = next(s for s in _JPEG_SCALES if ratio >= s)
+    return -(-width // scale) * -(-height // scale)
 
 
 def _parse_webp(stream: BinaryIO, end: int) -> _Header:
@@ -213,16 +256,18 @@ def _parse_webp(stream: BinaryIO, end: int) -> _Header:
     if first != b"VP8X":
         if first not in (b"VP8 ", b"VP8L"):
             raise ImageRejected("corrupt", "the WebP file does not start with an image")
-        return _Header(*_frame_size(stream, chunks), False, None)
+        width, height = _frame_size(stream, chunks)
+        return _Header(width, height, False, None, _WEBP_BYTES * width * height)
     vp8x = _chunk(stream, chunks, b"VP8X", 10)
     width = int.from_bytes(vp8x[4:7], "little") + 1
     height = int.from_bytes(vp8x[7:10], "little") + 1
+    cost = _WEBP_BYTES * width * height
     if vp8x[0] & 0x02 or b"ANIM" in chunks or b"ANMF" in chunks:
-        return _Header(width, height, True, None)
+        return _Header(width, height, True, None, cost)
     if _frame_size(stream, chunks) != (width, height):
         raise ImageRejected("corrupt", "the WebP frame does not match its canvas")
     exif = _chunk(stream, chunks, b"EXIF") if b"EXIF" in chunks else None
-    return _Header(width, height, False, exif)
+    return _Header(width, height, False, exif, cost)
 
 
 def _frame_size(stream: BinaryIO, chunks: dict[bytes, tuple[int, int]]) -> tuple[int, int]:

@@ -3,7 +3,8 @@
 An object `uploads/{user_id}/{timestamp}_{file name}` becomes a `reference_images` row keyed by
 its bucket path (idempotent: duplicate and concurrent registrations leave one row). The image is
 identified from ranged reads of the event's object generation (`imageinfo`), so the MIME
-type comes from the content and the size is as displayed (after EXIF orientation).
+type comes from the content and the size is as displayed (after EXIF orientation). An accepted
+image is then read whole, once, for its working copy (working_copy.py), which the row names.
 
 Decisions (README, "Uploads"):
 - An object with no upload ticket (no signed URL was issued for its name: an operator's copy,
@@ -29,7 +30,7 @@ from shared.errors import NotFound
 from shared.events import StorageObject
 from shared.limits import service as limits
 from shared.queries import reference_images, users
-from shared.uploads import imageinfo
+from shared.uploads import imageinfo, working_copy
 from shared.uploads.filenames import sanitize_filename
 from shared.uploads.imageinfo import ImageInfo, ImageRejected
 from shared.uploads.quarantine import quarantine
@@ -72,6 +73,17 @@ def identify(object_name: str, size: int, generation: int | None) -> ImageInfo:
     return imageinfo.inspect(read_range, size, config.settings().uploads)
 
 
+def store_working_copy(object_name: str, data: bytes) -> str:
+    """Make and write the upload's working copy; its bucket path (ImageRejected: no image)."""
+    try:
+        copy, content_type = working_copy.make(data)
+    except (OSError, ValueError, SyntaxError) as exc:  # what Pillow raises for a bad stream
+        raise ImageRejected("corrupt", "the image data is damaged") from exc
+    name = storage.working_copy_object_name(object_name, content_type)
+    storage.write(name, copy, content_type)
+    return storage.bucket_path(name)
+
+
 def record(
     object_name: str,
     size: int,
@@ -79,6 +91,7 @@ def record(
     *,
     user_id: str,
     session_id: str | None,
+    working_copy_path: str,
     uploaded_at: datetime | None = None,
 ) -> dict[str, Any] | None:
     """Insert (or find) the row of an identified upload; None when the user does not exist."""
@@ -96,6 +109,7 @@ def record(
             mime_type=info.mime_type,
             width=info.width,
             height=info.height,
+            working_copy_path=working_copy_path,
             uploaded_at=uploaded_at,
         )
 
@@ -138,6 +152,8 @@ def register_object(obj: StorageObject, uploaded_at: datetime | None = None) -> 
         return quarantine(obj, "exceeds_ticket", message)
     try:
         info = identify(obj.name, obj.size, obj.generation)
+        data = storage.read(obj.name, generation=obj.generation)
+        copy = store_working_copy(obj.name, data)
     except ImageRejected as rejected:
         return quarantine(obj, rejected.reason, rejected.message)
     except NotFound:
@@ -150,6 +166,7 @@ def register_object(obj: StorageObject, uploaded_at: datetime | None = None) -> 
         info,
         user_id=user_id,
         session_id=as_uuid(wanted),
+        working_copy_path=copy,
         uploaded_at=uploaded_at,
     )
     if row is None:

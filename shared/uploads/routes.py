@@ -200,9 +200,18 @@ def upload(request: ApiRequest) -> Reply:
     name = storage.upload_object_name(request.user_id, sanitize_filename(file.filename or ""))
     rate = _ticket(request.user_id, name, size)
     stream.seek(0)
+    data = stream.read()
+    copy = registration.store_working_copy(name, data)  # 422 if the pixels are damaged
     metadata = {registration.SESSION_METADATA_KEY: session_id} if session_id else None
-    storage.write(name, stream.read(), info.mime_type, metadata)
-    row = registration.record(name, size, info, user_id=str(request.user_id), session_id=session_id)
+    storage.write(name, data, info.mime_type, metadata)
+    row = registration.record(
+        name,
+        size,
+        info,
+        user_id=str(request.user_id),
+        session_id=session_id,
+        working_copy_path=copy,
+    )
     if row is None:
         raise NotFound("the user no longer exists")
     headers = {"Location": f"/v1/reference-images/{row['id']}", **rate}
@@ -272,10 +281,11 @@ def get_image(request: ApiRequest) -> Reply:
 
 
 def delete_image(request: ApiRequest) -> Reply:
-    """DELETE /v1/reference-images/{id}: the row now, the object through object-deletions.
+    """DELETE /v1/reference-images/{id}: the row now, the objects through object-deletions.
 
-    The object's name goes into the deletion outbox in the same transaction as the row, and is
-    published after commit (or by the republisher if that publish fails).
+    The names of the upload and its working copy go into the deletion outbox in the same
+    transaction as the row, and are published after commit (or by the republisher if that
+    publish fails).
     """
     with db.transaction() as conn:
         row = reference_images.delete_owned(
@@ -283,11 +293,15 @@ def delete_image(request: ApiRequest) -> Reply:
         )
         if row is None:
             raise NotFound("no such reference image")
-        # Upload names are never reused (a microsecond timestamp, create-only signed PUTs), so
-        # the object goes by name, whatever its generation.
+        # Upload names are never reused (a microsecond timestamp, create-only signed PUTs), and
+        # a working copy's follows its upload's: the objects go by name, whatever generation.
         entries = purge.enqueue(
             conn,
-            [(storage.object_name_from_bucket_path(row["gcp_bucket_path"]), None)],
+            [
+                (storage.object_name_from_bucket_path(path), None)
+                for path in (row["gcp_bucket_path"], row["working_copy_path"])
+                if path
+            ],
             reason="reference_image_deleted",
         )
     purge.publish(entries)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import io
 import json
 import os
 import socket
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
 
 from shared import config, db, maintenance, storage
 from shared.events import StorageObject
@@ -171,6 +173,23 @@ def test_registers_supported_images(
     assert row["gcp_bucket_path"] == f"{bucket}/{obj.name}"
     assert row["gcp_url"] == storage.canonical_url(obj.name)
     assert row["session_id"] is None
+    copy = working_copy(row)
+    assert copy.format == ("PNG" if factory is make.png_palette_transparent else "JPEG")
+    assert fits(copy.size, size)  # upright, 2048 on the long side at most
+
+
+def fits(copy: tuple[int, int], original: tuple[int, int]) -> bool:
+    """The copy is the original scaled to at most 2048 a side, to the pixel (rounding)."""
+    shrink = min(1.0, 2048 / max(original))
+    return all(abs(c - o * shrink) <= 2 for c, o in zip(copy, original, strict=True))
+
+
+def working_copy(row: dict[str, Any]) -> Image.Image:
+    name = storage.object_name_from_bucket_path(row["working_copy_path"])
+    assert name == f"working/{storage.object_name_from_bucket_path(row['gcp_bucket_path'])}" + (
+        ".png" if name.endswith(".png") else ".jpg"
+    )
+    return Image.open(io.BytesIO(storage.read(name)))
 
 
 def test_an_upload_without_a_ticket_is_quarantined_unread(
@@ -192,6 +211,29 @@ def test_an_upload_larger_than_its_ticket_is_quarantined(
     obj = put(name, make.jpeg(), ticket=False)
     assert registration.register_object(obj) == "quarantined"
     assert logged(capsys, "register_upload.quarantined")[0]["reason"] == "exceeds_ticket"
+
+
+def test_a_highly_compressible_png_at_the_pixel_cap_gets_a_small_working_copy(
+    bucket: str, owner: dict[str, Any]
+) -> None:
+    data = make.png_flat()  # 50 MP in about 200 KB
+    obj = put(upload_name(owner, "flat.png"), data)
+    assert registration.register_object(obj) == "registered"
+    row = row_for(obj)
+    assert row is not None and (row["width"], row["height"]) == (12000, 4166)
+    copy = working_copy(row)
+    assert copy.format == "JPEG" and fits(copy.size, (12000, 4166))  # opaque: a JPEG
+
+
+def test_pixels_that_do_not_decode_are_quarantined_as_corrupt(
+    bucket: str, owner: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = bytearray(make.png(256, 256))
+    start = data.index(b"IDAT") + 4
+    data[start : start + 64] = bytes(64)  # the zlib stream of the pixels is broken
+    obj = put(upload_name(owner, "broken.png"), bytes(data))
+    assert registration.register_object(obj) == "quarantined"
+    assert logged(capsys, "register_upload.quarantined")[0]["reason"] == "corrupt"
 
 
 @pytest.mark.parametrize(
@@ -344,22 +386,31 @@ def test_register_returns_the_row_of_an_insert_that_commits_while_it_waits(
     assert (row["id"], row["created"], inserted["created"]) == (inserted["id"], False, True)
 
 
-def test_reads_little_of_a_24_megapixel_photo(
+def test_identifies_a_24_megapixel_photo_from_little_then_reads_it_once(
     bucket: str, owner: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     obj = put(upload_name(owner), jpeg_24mp())
     served: list[int] = []
-    real = storage.read_range
+    whole: list[int] = []
+    ranged, read = storage.read_range, storage.read
 
     def counting(name: str, start: int, end: int, generation: int | None = None) -> bytes:
         assert generation == obj.generation  # every read is pinned to the event's generation
-        data = real(name, start, end, generation)
+        data = ranged(name, start, end, generation)
         served.append(len(data))
         return data
 
+    def reading(name: str, generation: int | None = None) -> bytes:
+        assert generation == obj.generation
+        data = read(name, generation)
+        whole.append(len(data))
+        return data
+
     monkeypatch.setattr(storage, "read_range", counting)
+    monkeypatch.setattr(storage, "read", reading)
     assert registration.register_object(obj) == "registered"
-    assert sum(served) <= 256 * 1024 < obj.size
+    assert sum(served) <= 256 * 1024 < obj.size  # enough to accept or refuse it
+    assert whole == [obj.size]  # then once, for its working copy
 
 
 def test_reconcile_pages_through_batches_and_registers_what_is_missing(

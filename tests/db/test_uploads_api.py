@@ -247,7 +247,7 @@ def deletions(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         process.wait(timeout=10)
 
 
-def test_delete_removes_the_row_and_asks_for_the_object(
+def test_delete_removes_the_row_and_asks_for_the_objects(
     bucket: str, owner: dict[str, Any], deletions: Any
 ) -> None:
     with db.transaction() as conn:
@@ -259,9 +259,11 @@ def test_delete_removes_the_row_and_asks_for_the_object(
     assert (status, body) == (204, None)
     with db.transaction() as conn:
         assert reference_images.get_owned(conn, image_id=image["id"], user_id=owner["id"]) is None
+    copy = f"working/{name}.jpg"  # its working copy goes with it
+    assert storage.bucket().blob(copy).exists()
     (message,) = deletions()
     with db.transaction() as conn:
         entry = object_deletions.get(conn, outbox_id=message["outbox_id"])
     assert entry is not None and entry["reason"] == "reference_image_deleted"
-    assert (entry["object_names"], entry["object_generations"]) == ([name], [None])
+    assert (entry["object_names"], entry["object_generations"]) == ([name, copy], [None, None])
     assert call(owner, "DELETE", f"/v1/reference-images/{image['id']}")[0] == 404

@@ -216,3 +216,34 @@ def test_24_megapixel_jpeg_peak_memory_is_small() -> None:
     finally:
         tracemalloc.stop()
     assert peak < 16 * 1024 * 1024
+
+
+@pytest.mark.parametrize(
+    ("factory", "per_pixel"),
+    [
+        (make.png, 4),  # Pillow holds an RGB PNG whole, 4 bytes a pixel
+        (make.png_16bit, 2),
+        (make.webp, 17),  # libwebp's canvas and Pillow's copies
+        (make.jpeg_progressive, 6),  # a DCT coefficient of 2 bytes for each of 3 samples
+        (make.jpeg, 4),  # baseline, small: decoded at full scale
+    ],
+)
+def test_the_decode_cost_is_known_from_the_header(
+    factory: Callable[[], bytes], per_pixel: int
+) -> None:
+    data = factory()
+    assert run(data).decode_bytes == per_pixel * 64 * 48
+    limits = UploadLimits(max_decode_bytes=per_pixel * 64 * 48 - 1)
+    assert reason(data, limits) == "too_many_pixels"
+
+
+def test_a_large_baseline_jpeg_costs_what_its_reduced_decode_does() -> None:
+    info = run(jpeg_24mp())
+    assert info.decode_bytes == 4 * 3000 * 2000  # decoded at 1/2 scale for a 2048 px copy
+
+
+def test_the_default_decode_budget_takes_a_png_at_the_pixel_cap_but_not_a_webp() -> None:
+    png = make.png_flat()  # 50 MP
+    assert run(png).decode_bytes == 4 * 12_000 * 4_166 <= LIMITS.max_decode_bytes
+    assert run(make.webp_flat(4000, 4000)).decode_bytes == 17 * 16_000_000
+    assert reason(make.webp_flat(6000, 4000)) == "too_many_pixels"  # 24 MP: 389 MiB to decode
