@@ -112,6 +112,8 @@ CREATE TABLE IF NOT EXISTS generation_jobs (
     created_at         timestamptz NOT NULL DEFAULT now(),
     updated_at         timestamptz NOT NULL DEFAULT now()
 );
+-- Why a failed job failed, as a stable code beside error_message (content_policy, ...).
+ALTER TABLE generation_jobs ADD COLUMN IF NOT EXISTS error_code text;
 
 CREATE TABLE IF NOT EXISTS generated_images (
     id                 uuid PRIMARY KEY DEFAULT gen_random_uuid(),

@@ -19,6 +19,8 @@ DEFAULT_BUCKET = "video-gen-image-bucket"
 DEFAULT_TEXT_MODEL = "gpt-5.4-mini"
 # gpt-image-1 was shut down on 2026-10-23; the openai client's ImageModel docs point here.
 DEFAULT_IMAGE_MODEL = "gpt-image-2.5-flare"
+# Free of charge; reads text and images (the openai client's ModerationModel).
+DEFAULT_MODERATION_MODEL = "omni-moderation-latest"
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,7 @@ class OpenAISettings:
     base_url: str | None
     text_model: str
     image_model: str
+    moderation_model: str
     timeout_seconds: float
     max_retries: int
     # On 429/5xx/timeouts that outlast the client's own retries: True renders the shot with the
@@ -263,6 +266,8 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         base_url=r.text("OPENAI_BASE_URL"),
         text_model=r.text("OPENAI_TEXT_MODEL", DEFAULT_TEXT_MODEL) or DEFAULT_TEXT_MODEL,
         image_model=r.text("OPENAI_IMAGE_MODEL", DEFAULT_IMAGE_MODEL) or DEFAULT_IMAGE_MODEL,
+        moderation_model=r.text("OPENAI_MODERATION_MODEL", DEFAULT_MODERATION_MODEL)
+        or DEFAULT_MODERATION_MODEL,
         # 3 attempts of 80 s plus back-off fit render-image's 300 s (tests/unit/test_generation_openai.py).
         timeout_seconds=r.number("OPENAI_TIMEOUT_SECONDS", 80.0),
         max_retries=r.integer("OPENAI_MAX_RETRIES", 2),

@@ -8,7 +8,8 @@ still see a repeat if a publisher dies between publishing and marking: `event_id
 for one finish, so they can drop it.
 
 Message: {"event_id", "job_id", "user_id", "session_id", "status", "error_message",
-"number_of_shots", "generation_method", "model_used", "finished_at"}; attribute `status`.
+"error_code", "number_of_shots", "generation_method", "model_used", "finished_at"}; attribute
+`status`.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ def message(job: dict[str, Any]) -> dict[str, Any]:
         "session_id": str(job["session_id"]) if job["session_id"] else None,
         "status": job["status"],
         "error_message": job["error_message"],
+        "error_code": job["error_code"],
         "number_of_shots": job["number_of_shots"],
         "generation_method": job["generation_method"],
         "model_used": job["model_used"],
@@ -73,17 +75,24 @@ def flush(job_id: Any) -> bool:
     return job is not None and publish_finished(job)
 
 
-def fail(job_id: Any, error_message: str) -> bool:
-    """Fail an unfinished job with a message for its owner; True if this call failed it."""
+def fail(job_id: Any, error_message: str, error_code: str) -> bool:
+    """Fail an unfinished job with a message for its owner and a stable code; True if this call
+    failed it."""
     with db.transaction() as conn:
         job = job_runs.fail(
             conn,
             job_id=job_id,
             error_message=error_message,
+            error_code=error_code,
             event_lease_seconds=EVENT_LEASE_SECONDS,
         )
     if job is None:
         return False
-    log.warning(f"job failed: {error_message}", action="generation.failed", job_id=str(job_id))
+    log.warning(
+        f"job failed: {error_message}",
+        action="generation.failed",
+        job_id=str(job_id),
+        code=error_code,
+    )
     publish_finished(job)
     return True

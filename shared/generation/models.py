@@ -57,6 +57,10 @@ class JobFields(JobParameters):
     generated_prompt: str | None = Field(description="The prompt the images are made from.")
     status: Literal[JOB_STATUSES]  # type: ignore[valid-type]
     error_message: str | None
+    error_code: str | None = Field(
+        description="Why a failed job failed: content_policy (moderation or the image model "
+        "refused), model_request_invalid, reference_missing, deadline_exceeded, stalled."
+    )
     generation_method: Literal[GENERATION_METHODS] | None  # type: ignore[valid-type]
     model_used: str | None
     idempotency_key: str | None

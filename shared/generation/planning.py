@@ -13,6 +13,10 @@ The prompt: a deterministic brief built from the prompt and every parameter; wit
 configured, the text model rewrites it. Prompt enhancement is an embellishment, so a refusal
 or an invalid answer falls back to the brief, and so does an outage when
 OPENAI_FALLBACK_ON_ERROR is true (otherwise the outage is retried).
+
+Moderation before spend (moderation.py): with OpenAI configured, the request's texts are
+moderated before the enhancer is asked, and the enhanced prompt before any image is; flagged,
+the job fails at once with code `content_policy`. A moderation outage is always retried.
 """
 
 from __future__ import annotations
@@ -23,8 +27,8 @@ from typing import Any
 from shared import config, db, log, pubsub
 from shared.errors import InvalidInput
 from shared.events import PubSubMessage
-from shared.generation import claims, job_events, openai_images
-from shared.generation.openai_images import ModelUnavailable
+from shared.generation import claims, job_events, moderation, openai_images
+from shared.generation.openai_images import ContentRefused, ModelRequestInvalid, ModelUnavailable
 from shared.generation.parameters import JobParameters
 from shared.queries import job_runs, jobs
 from shared.vocabulary import FINISHED_STATUSES
@@ -61,18 +65,29 @@ def brief(asked: JobParameters) -> str:
 
 
 def write_prompt(asked: JobParameters) -> str:
-    """The text model's prompt for the job, or the brief itself (see the module docstring)."""
+    """The job's prompt: moderated, then the text model's or the brief itself (see the module
+    docstring); ContentRefused when moderation flags it."""
     text = brief(asked)
     settings = config.settings().openai
     if not settings.enabled:
         return text
+    moderation.check(
+        [t for t in (asked.prompt, asked.location, asked.lighting, asked.weather) if t]
+    )
+    enhanced = _enhanced(text, settings.fallback_on_error)
+    if enhanced != text:
+        moderation.check([enhanced])
+    return enhanced
+
+
+def _enhanced(text: str, fallback_on_error: bool) -> str:
     try:
         return openai_images.enhance_prompt(text) or text
     except ModelUnavailable as error:
-        if not settings.fallback_on_error:
+        if not fallback_on_error:
             raise
         log.warning(f"prompt enhancement skipped: {error.message}", action="plan.template")
-    except openai_images.ModelRequestInvalid as error:
+    except ModelRequestInvalid as error:
         log.warning(f"prompt enhancement refused: {error.message}", action="plan.template")
     return text
 
@@ -87,7 +102,11 @@ def plan(job_id: Any) -> None:
         return
     with claims.held(job_id, "plan", token):
         if job["status"] == "pending":
-            prompt = job["generated_prompt"] or write_prompt(JobParameters.of(job))
+            try:
+                prompt = job["generated_prompt"] or write_prompt(JobParameters.of(job))
+            except (ContentRefused, ModelRequestInvalid) as refused:  # moderation said no
+                job_events.fail(job_id, refused.message, refused.code)
+                return
             with db.transaction() as conn:
                 job = job_runs.start(conn, job_id=job_id, token=token, generated_prompt=prompt)
             if job is None:

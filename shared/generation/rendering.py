@@ -12,7 +12,7 @@ render that lost its claim (a lapsed lease, a cancel and retry), records nothing
 objects just written are removed unless another render recorded the shot.
 
 Failure policy: a content-policy refusal or an invalid request fails the job with a clear
-message. An OpenAI outage that outlasts the client's retries renders the fallback when
+message and its code. An OpenAI outage that outlasts the client's retries renders the fallback when
 OPENAI_FALLBACK_ON_ERROR is true, else raises so Pub/Sub retries the shot. Anything else
 (database, storage, a crash) releases the claim and raises: the redelivery renders again under
 the same names; after the subscription's last attempt the sweeper re-drives or fails the job.
@@ -76,10 +76,11 @@ def render_shot(job_id: Any, index: int) -> None:
         try:
             shot = _produce(job, index)
         except (openai_images.ContentRefused, openai_images.ModelRequestInvalid) as error:
-            job_events.fail(job_id, error.message)
+            job_events.fail(job_id, error.message, error.code)
             return
         except NotFound as error:
-            job_events.fail(job_id, f"A reference image is no longer available ({error.message}).")
+            message = f"A reference image is no longer available ({error.message})."
+            job_events.fail(job_id, message, "reference_missing")
             return
         name = storage.generated_object_name(job_id, index, job["created_at"])
         thumbnail = storage.thumbnail_object_name(name)

@@ -31,13 +31,11 @@ def sweep_jobs(stall_seconds: float | None = None) -> dict[str, Any]:
     failed = redriven = 0
     for job in stalled:
         if job["overdue"]:
-            failed += job_events.fail(
-                job["id"], f"The job did not finish within {settings.job_deadline_seconds} s."
-            )
+            message = f"The job did not finish within {settings.job_deadline_seconds} s."
+            failed += job_events.fail(job["id"], message, "deadline_exceeded")
         elif job["redrives"] >= settings.job_max_redrives:
-            failed += job_events.fail(
-                job["id"], f"The job made no progress after {job['redrives']} re-drives."
-            )
+            message = f"The job made no progress after {job['redrives']} re-drives."
+            failed += job_events.fail(job["id"], message, "stalled")
         else:
             redriven += _redrive(job)
     with db.transaction() as conn:

@@ -92,7 +92,8 @@ RETURNING j.*
 """
 
 _FAIL = f"""
-UPDATE generation_jobs SET status = 'failed', error_message = :error_message, {_FINISH}
+UPDATE generation_jobs
+   SET status = 'failed', error_message = :error_message, error_code = :error_code, {_FINISH}
  WHERE id = :id AND status IN ('pending', 'processing')
 RETURNING *
 """
@@ -106,7 +107,8 @@ RETURNING *
 # A failed or cancelled job is queued again once its finish event is out; recorded shots stay.
 _RETRY = """
 UPDATE generation_jobs
-   SET status = 'pending', error_message = NULL, started_at = NULL, completed_at = NULL,
+   SET status = 'pending', error_message = NULL, error_code = NULL, started_at = NULL,
+       completed_at = NULL,
        dispatched_at = NULL, leases = '{}', redrives = 0, generation_method = NULL,
        model_used = NULL, event_lease_until = NULL, event_published_at = NULL,
        deadline_at = now() + make_interval(secs => :deadline_seconds)
@@ -222,9 +224,14 @@ def complete_if_done(
 
 
 def fail(
-    conn: Connection, *, job_id: Any, error_message: str, event_lease_seconds: float
+    conn: Connection,
+    *,
+    job_id: Any,
+    error_message: str,
+    error_code: str,
+    event_lease_seconds: float,
 ) -> dict[str, Any] | None:
-    params = {"id": job_id, "error_message": error_message}
+    params = {"id": job_id, "error_message": error_message, "error_code": error_code}
     return one(conn, _FAIL, {**params, "event_lease_seconds": event_lease_seconds})
 
 

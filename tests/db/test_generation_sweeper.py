@@ -101,7 +101,9 @@ def test_an_overdue_job_fails_even_with_a_live_claim(cloud):
 def test_a_finish_whose_event_was_lost_is_announced_once(cloud):
     job = submit(number_of_shots=1)
     with db.transaction() as conn:  # finished, then the worker died before publishing
-        job_runs.fail(conn, job_id=job["id"], error_message="boom", event_lease_seconds=30)
+        job_runs.fail(
+            conn, job_id=job["id"], error_message="boom", error_code="x", event_lease_seconds=30
+        )
 
     assert job_events.flush(job["id"]) is False  # the winner's lease still holds it
     sql("UPDATE generation_jobs SET event_lease_until = NULL WHERE id = :id", id=job["id"])

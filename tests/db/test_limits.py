@@ -125,7 +125,7 @@ def test_active_jobs_are_limited_and_a_finished_job_frees_its_slot(limit, alice)
     details = refused(create(alice), "active_jobs", ("post", "/v1/generations"))
 
     assert details["retry_after"] == 15 and (details["quota"], details["used"]) == (2, 2)
-    job_events.fail(first[1]["id"], "gone")
+    job_events.fail(first[1]["id"], "gone", "test")
     assert create(alice)[0] == 202
 
 
@@ -134,7 +134,7 @@ def test_images_per_rolling_day_are_limited_until_the_oldest_leaves_the_window(l
     first = create(alice, shots=3)
     assert first[0] == 202 and rate(first[2])["images_per_day"]["r"] == "2"
     assert DAY - 5 <= int(rate(first[2])["images_per_day"]["t"]) <= DAY
-    job_events.fail(first[1]["id"], "done with it")  # finished jobs still count
+    job_events.fail(first[1]["id"], "done with it", "test")  # finished jobs still count
 
     details = refused(create(alice, shots=3), "images_per_day", ("post", "/v1/generations"))
 
@@ -154,7 +154,7 @@ def test_images_per_rolling_day_are_limited_until_the_oldest_leaves_the_window(l
 def test_a_retry_counts_the_shots_it_asks_for_again(limit, alice):
     limit("images_per_day", 4)
     _, job, _ = create(alice, shots=3)
-    job_events.fail(job["id"], "failed for the test")
+    job_events.fail(job["id"], "failed for the test", "test")
     path = f"/v1/generations/{job['id']}/retry"
 
     refused(call(alice, "POST", path), "images_per_day", ("post", "/v1/generations/{job_id}/retry"))
@@ -259,7 +259,7 @@ def test_me_shows_each_limit_and_the_usage_of_what_was_done(limit, alice):
     limit("images_per_day", 50)
     create(alice, shots=3)
     _, done, _ = create(alice, shots=2)
-    job_events.fail(done["id"], "over")
+    job_events.fail(done["id"], "over", "test")
     signed_url(alice, 1234)
     png = imagefactory.png()
     assert multipart(alice, png)[0] == 201

@@ -48,7 +48,7 @@ def test_a_late_purge_leaves_a_shot_rendered_again_under_the_same_name(cloud):  
     job = submit(number_of_shots=2)
     planning.plan(job["id"])
     rendering.render_shot(job["id"], 1)
-    job_events.fail(job["id"], "gave up")
+    job_events.fail(job["id"], "gave up", "test")
     (first,) = images_of(job)
     entries = gallery.delete_image(job["user_id"], first["id"])
     # WHEN the job runs again, renders the shot under the same names, and the purge comes late

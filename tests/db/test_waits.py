@@ -192,7 +192,13 @@ def test_prefer_wait_on_create_answers_with_the_finished_job(cloud, alice) -> No
                 created = db.one(
                     conn, "SELECT id FROM generation_jobs WHERE prompt = 'finish me'", {}
                 )
-                job_runs.fail(conn, job_id=created["id"], error_message="x", event_lease_seconds=0)
+                job_runs.fail(
+                    conn,
+                    job_id=created["id"],
+                    error_message="x",
+                    error_code="test",
+                    event_lease_seconds=0,
+                )
 
         finisher = threading.Thread(target=finish_soon)
         finisher.start()
