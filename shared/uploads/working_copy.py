@@ -6,8 +6,8 @@ The decode is bounded before it starts: imageinfo estimates its memory from the 
 upload over UPLOAD_MAX_DECODE_BYTES is refused), a JPEG decodes at 1/2 to 1/8 scale (DCT
 scaling), and one decode runs at a time per process. The decoded image is then shrunk by a
 whole factor band by band, so no second full-size copy is ever made (Pillow's reduce() of an
-image with alpha, or of a palette or 16-bit one, would convert the whole image first). Opaque images become a JPEG (quality 90), images with
-transparency a PNG.
+image with alpha, or of a palette or 16-bit one, would convert the whole image first). Opaque
+images become a JPEG (quality 90), images with transparency a PNG.
 """
 
 from __future__ import annotations
@@ -30,9 +30,8 @@ def make(data: bytes) -> tuple[bytes, str]:
     """The working copy of an accepted upload, and its content type."""
     with _one_decode_at_a_time:
         image = _decode_reduced(data)
-    image = ImageOps.exif_transpose(image)
-    image = _eight_bit(image)
-    image.thumbnail((WORKING_SIDE, WORKING_SIDE), Image.Resampling.LANCZOS)
+        image.thumbnail((WORKING_SIDE, WORKING_SIDE), Image.Resampling.LANCZOS)
+    image = _eight_bit(ImageOps.exif_transpose(image))
     out = io.BytesIO()
     if image.mode == "RGBA":
         image.save(out, "PNG")
@@ -43,18 +42,21 @@ def make(data: bytes) -> tuple[bytes, str]:
 
 def _decode_reduced(data: bytes) -> Image.Image:
     """The image at no more than twice the working size a side, with its EXIF."""
-    with Image.open(io.BytesIO(data)) as opened:
-        opened.draft(None, working_size(*opened.size))  # JPEG: decoded at a reduced scale
-        opened.load()
-        factor = max(1, max(opened.size) // WORKING_SIDE)
-        mode = _REDUCIBLE.get(opened.mode, opened.mode)
-        width, height = opened.size
-        reduced = Image.new(mode, (-(-width // factor), -(-height // factor)))
-        for top in range(0, height, factor * _BAND_ROWS):
-            band = opened.crop((0, top, width, min(height, top + factor * _BAND_ROWS)))
-            band = band.convert(mode) if band.mode != mode else band
-            reduced.paste(band.reduce(factor) if factor > 1 else band, (0, top // factor))
-        reduced.info = dict(opened.info)
+    opened = Image.open(io.BytesIO(data))
+    opened.draft(None, working_size(*opened.size))  # JPEG: decoded at a reduced scale
+    opened.load()
+    factor = max(1, max(opened.size) // WORKING_SIDE)
+    mode = _REDUCIBLE.get(opened.mode, opened.mode)
+    if factor == 1 and mode == opened.mode:
+        return opened
+    width, height = opened.size
+    reduced = Image.new(mode, (-(-width // factor), -(-height // factor)))
+    for top in range(0, height, factor * _BAND_ROWS):
+        band = opened.crop((0, top, width, min(height, top + factor * _BAND_ROWS)))
+        band = band.convert(mode) if band.mode != mode else band
+        reduced.paste(band.reduce(factor) if factor > 1 else band, (0, top // factor))
+    reduced.info = dict(opened.info)
+    opened.close()  # frees the full-size pixels now
     return reduced
 
 

@@ -152,6 +152,37 @@ def test_openai_job_with_references_goes_to_the_edit_endpoint(fake, cloud):
     assert {(i["width"], i["height"]) for i in images_of(job)} == {(864, 1536)}
 
 
+def test_references_reach_the_model_as_their_working_copies(fake, cloud):
+    from shared import storage
+    from shared.events import StorageObject
+    from shared.limits import service as limits
+    from shared.queries import reference_images
+    from shared.uploads import registration
+    from tests import imagefactory
+
+    # GIVEN a 12 MP photo uploaded and registered as register_upload does
+    with db.transaction() as conn:
+        owner = make.user(conn)
+    name, photo = storage.upload_object_name(owner["id"], "big.jpg"), imagefactory.jpeg(4000, 3000)
+    with db.transaction() as conn:
+        limits.admit_upload(conn, owner["id"], storage.bucket_path(name), len(photo))
+    blob = storage.write(name, photo, "image/jpeg")
+    uploaded = StorageObject(config.settings().bucket, name, blob.generation, blob.size, None)
+    assert registration.register_object(uploaded) == "registered"
+    with db.transaction() as conn:
+        reference = reference_images.get_by_path(conn, storage.bucket_path(name))
+
+    # WHEN a job uses it
+    job = submit(owner, number_of_shots=1, reference_image_ids=[str(reference["id"])])
+    assert run_job(cloud, job)["status"] == "completed"
+
+    # THEN the model got the working copy: the size it uses, fewer bytes
+    (edit,) = [c for c in fake.requests() if c["path"] == "/v1/images/edits"]
+    assert edit["reference_sizes"] == [[2048, 1536]]
+    assert edit["reference_content_types"] == ["image/jpeg"]
+    assert edit["reference_bytes"][0] < len(photo)
+
+
 def test_an_outage_renders_the_fallback_and_the_job_says_mixed(fake, cloud):
     job = submit(number_of_shots=2)
     planning.plan(job["id"])
