@@ -156,11 +156,12 @@ CREATE TABLE IF NOT EXISTS generation_job_reference_images (
 -- What counts against the per-user limits of shared/limits/ (rolling 24 hours). Each row is
 -- written under the user's row lock by a conditional INSERT, so concurrent requests cannot
 -- overshoot. Rows stay when the job or the reference image goes: deleting does not refund.
--- images_requested: the images a job asks for, on create and on each retry (the missing shots).
+-- images_requested: the images a job asks for, on create and on each retry (the missing shots,
+-- none when a retried job has them all).
 CREATE TABLE IF NOT EXISTS images_requested (
     id            uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     user_id       uuid NOT NULL REFERENCES users (id) ON DELETE CASCADE,
-    images        smallint NOT NULL CONSTRAINT images_requested_images_check CHECK (images BETWEEN 1 AND 10),
+    images        smallint NOT NULL CONSTRAINT images_requested_images_check CHECK (images BETWEEN 0 AND 10),
     requested_at  timestamptz NOT NULL DEFAULT now()
 );
 

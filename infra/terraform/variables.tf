@@ -13,7 +13,7 @@ variable "region" {
 }
 
 variable "bucket_name" {
-  description = "Media bucket (uploads/, generated/, thumbnails, quarantine/). Globally unique."
+  description = "Media bucket (uploads/, working/, generated/, thumbnails, quarantine/). Globally unique."
   type        = string
   default     = "video-gen-image-bucket"
 }

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import requests
 from google.cloud import pubsub_v1, storage
 
 from shared import vocabulary
@@ -85,28 +86,38 @@ def test_an_openai_job_completes_with_one_image_per_shot_and_one_event(gen, stac
         sorted(c["path"] for c in calls)
         == ["/v1/chat/completions"] + ["/v1/images/generations"] * 3
     )
+    moderated = [
+        r for r in gen.fake_control("requests")["requests"] if prompt in str(r.get("input"))
+    ]
+    assert len(moderated) == 2  # the request's texts, then the enhanced prompt
+
+
+def test_a_flagged_prompt_fails_the_job_before_any_paid_call(gen, stack, user):
+    prompt = f"a duel [fake:flag=violence] {uuid.uuid4().hex[:6]}"
+    job = create(gen, user, prompt=prompt, number_of_shots=2)
+
+    done = gen.finished(user, job["id"])
+
+    assert (done["status"], done["error_code"]) == ("failed", "content_policy")
+    assert "violence" in done["error_message"] and done["images"] == []
+    calls = [r for r in gen.fake_control("requests")["requests"] if prompt in str(r)]
+    assert [c["path"] for c in calls] == ["/v1/moderations"]
+    assert [e["status"] for e in tail(stack, "generation-events", job["id"])] == ["failed"]
 
 
 def test_reference_images_condition_every_shot_through_the_edit_endpoint(gen, stack, user):
     from tests import imagefactory
 
-    me = gen.api(user, "GET", "/v1/me").json()
-    name = f"uploads/{me['id']}/20261130T000000Z_{uuid.uuid4().hex[:6]}.png"
-    storage.Client(project=stack.env["GCP_PROJECT"]).bucket(stack.env["BUCKET_NAME"]).blob(
-        name
-    ).upload_from_string(imagefactory.png(), content_type="image/png")
-    (reference,) = gen.sql(
-        """INSERT INTO reference_images (user_id, gcp_bucket_path, gcp_url, file_name,
-               file_size, mime_type, width, height)
-           VALUES (CAST(:user AS uuid), :path, :url, 'ref.png', 100, 'image/png', 64, 48)
-           ON CONFLICT (gcp_bucket_path) DO UPDATE SET file_size = 100 RETURNING id""",
-        user=me["id"],
-        path=f"{stack.env['BUCKET_NAME']}/{name}",
-        url=f"https://storage.googleapis.com/{stack.env['BUCKET_NAME']}/{name}",
+    uploaded = requests.post(
+        f"{gen.api_url}/v1/uploads",
+        files={"file": ("ref.png", imagefactory.png(3000, 2000), "image/png")},
+        headers={"Authorization": f"Bearer {user}"},
+        timeout=30,
     )
+    assert uploaded.status_code == 201, uploaded.text
     prompt = f"a fox with my cat {uuid.uuid4().hex[:6]}"
     job = create(
-        gen, user, prompt=prompt, number_of_shots=2, reference_image_ids=[str(reference["id"])]
+        gen, user, prompt=prompt, number_of_shots=2, reference_image_ids=[uploaded.json()["id"]]
     )
 
     done = gen.finished(user, job["id"])
@@ -117,7 +128,11 @@ def test_reference_images_condition_every_shot_through_the_edit_endpoint(gen, st
         r for r in gen.fake_control("requests")["requests"] if prompt in (r.get("prompt") or "")
     ]
     edits = [c for c in calls if c["path"] == "/v1/images/edits"]
-    assert len(edits) == 2 and {e["reference_content_types"][0] for e in edits} == {"image/png"}
+    assert len(edits) == 2
+    # the reference's working copy: an opaque PNG of 3000x2000 reaches the model as a 2048 JPEG
+    assert {(e["reference_content_types"][0], tuple(e["reference_sizes"][0])) for e in edits} == {
+        ("image/jpeg", (2048, 1365))
+    }
 
 
 def test_an_image_outage_renders_the_fallback(gen, stack, user):
@@ -354,3 +369,22 @@ def test_the_statuses_python_knows_are_the_schemas(gen):
     allowed = {part.split("'")[1] for part in check["text"].split("ARRAY[")[1].split(",")}
     assert allowed == set(vocabulary.JOB_STATUSES)
     assert set(vocabulary.FINISHED_STATUSES) < allowed
+
+
+def test_a_limit_is_answered_429_with_its_headers_through_the_function(gen, user):
+    me = gen.api(user, "GET", "/v1/me").json()
+    gen.sql(
+        "INSERT INTO user_limits (user_id, images_per_day) VALUES (CAST(:id AS uuid), 2)",
+        id=me["id"],
+    )
+    assert gen.api(user, "POST", "/v1/generations", {"prompt": "a", "number_of_shots": 2}).ok
+
+    refused = gen.api(user, "POST", "/v1/generations", {"prompt": "b"})
+
+    assert refused.status_code == 429
+    assert refused.json()["error"]["details"]["limit"] == "images_per_day"
+    assert 0 < int(refused.headers["Retry-After"]) <= 86400
+    assert '"images_per_day";q=2;w=86400' in refused.headers["RateLimit-Policy"]
+    assert '"images_per_day";r=0' in refused.headers["RateLimit"]
+    shown = gen.api(user, "GET", "/v1/me").json()["limits"]["images_per_day"]
+    assert (shown["quota"], shown["used"]) == (2, 2)

@@ -54,6 +54,15 @@ class Caller:
         return wait_for(lambda: _find(self.references(), gcp_bucket_path), timeout, gcp_bucket_path)
 
 
+def ticketed(caller: Caller, bucket: storage.Bucket, size: int) -> storage.Blob:
+    """A blob under a name a signed URL was issued for (its ticket allows `size` bytes), to
+    write to directly, as a client that ignores the URL's conditions would."""
+    body = {"file_name": "x.png", "mime_type": "image/png", "file_size": max(1, size)}
+    answer = caller.ticket(**body)
+    assert answer.status_code == 200, answer.text
+    return bucket.blob(answer.json()["gcp_bucket_path"].split("/", 1)[1])
+
+
 def _find(items: list[dict[str, Any]], path: str) -> dict[str, Any] | None:
     return next((i for i in items if i["gcp_bucket_path"] == path), None)
 
@@ -184,7 +193,7 @@ def test_an_empty_object_is_quarantined(
 ) -> None:
     # A signed URL cannot make one (its content-length range starts at 1); anything else can.
     offset = stack.log_size("register-upload")
-    blob = bucket.blob(f"uploads/{alice.id}/20261130T000000000000Z_{uuid.uuid4().hex}.jpg")
+    blob = ticketed(alice, bucket, 10)
     blob.upload_from_string(b"", content_type="image/jpeg")
     line = wait_for(
         lambda: logged(stack, offset, blob.name, "register_upload.quarantined"),
@@ -197,8 +206,9 @@ def test_an_empty_object_is_quarantined(
 def test_duplicate_concurrent_finalize_events_leave_one_row(
     stack: Stack, alice: Caller, bucket: storage.Bucket, sql: Callable[..., Any]
 ) -> None:
-    blob = bucket.blob(f"uploads/{alice.id}/20261130T000000000000Z_{uuid.uuid4().hex}.png")
-    blob.upload_from_string(make.png(), content_type="image/png")
+    data = make.png()
+    blob = ticketed(alice, bucket, len(data))
+    blob.upload_from_string(data, content_type="image/png")
     ce_id = events.event_id()  # a redelivery keeps the event id
     with ThreadPoolExecutor(max_workers=2) as pool:
         statuses = list(pool.map(lambda _: finalize(stack, blob, ce_id), range(2)))
@@ -208,6 +218,21 @@ def test_duplicate_concurrent_finalize_events_leave_one_row(
     wait_for(lambda: _find(alice.references(), path), 30, path)
     [[count]] = sql("SELECT count(*) FROM reference_images WHERE gcp_bucket_path = :p", p=path)
     assert count == 1
+
+
+def test_an_object_no_signed_url_was_issued_for_is_quarantined(
+    stack: Stack, alice: Caller, bucket: storage.Bucket
+) -> None:
+    offset = stack.log_size("register-upload")
+    blob = bucket.blob(f"uploads/{alice.id}/20261130T000000000000Z_{uuid.uuid4().hex}.jpg")
+    blob.upload_from_string(make.jpeg(), content_type="image/jpeg")
+    line = wait_for(
+        lambda: logged(stack, offset, blob.name, "register_upload.quarantined"),
+        30,
+        "register_upload.quarantined",
+    )
+    assert line["reason"] == "no_ticket"
+    assert bucket.blob(f"quarantine/{blob.name}").exists()
 
 
 def test_unknown_user_and_objects_outside_uploads(stack: Stack, bucket: storage.Bucket) -> None:
@@ -245,9 +270,10 @@ def test_another_users_session(
     assert ticket.status_code == 404
     # An object that carries it as metadata anyway is registered without it.
     offset = stack.log_size("register-upload")
-    blob = bucket.blob(f"uploads/{alice.id}/20261130T000000000000Z_{uuid.uuid4().hex}.jpg")
+    data = make.jpeg()
+    blob = ticketed(alice, bucket, len(data))
     blob.metadata = {"session-id": theirs}
-    blob.upload_from_string(make.jpeg(), content_type="image/jpeg")
+    blob.upload_from_string(data, content_type="image/jpeg")
     image = alice.reference(f"{bucket.name}/{blob.name}")
     assert image["session_id"] is None
     wait_for(
