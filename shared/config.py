@@ -82,14 +82,15 @@ class AuthSettings:
 @dataclass(frozen=True)
 class UploadLimits:
     """What a reference upload may be (README, "Uploads"): UPLOAD_MAX_BYTES, UPLOAD_MAX_PIXELS,
-    UPLOAD_MAX_SIDE and UPLOAD_FORMATS (a comma-separated subset of JPEG, PNG, WEBP)."""
+    UPLOAD_MAX_SIDE, UPLOAD_FORMATS (a comma-separated subset of JPEG, PNG, WEBP) and
+    UPLOAD_MAX_DECODE_BYTES."""
 
     max_bytes: int = 20 * 1024 * 1024
     max_pixels: int = 50_000_000
     max_side: int = 12_000
     formats: tuple[str, ...] = ("JPEG", "PNG", "WEBP")
     # Memory the one decode of an upload (its working copy) may need: estimated from the header
-    # per format (shared/uploads/imageinfo.py), so a WebP decodes whole at about 16 bytes a pixel.
+    # per format (shared/uploads/imageinfo.py): a WebP decodes whole at about 17 bytes a pixel.
     max_decode_bytes: int = 320 * 1024 * 1024
 
 

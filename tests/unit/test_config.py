@@ -26,6 +26,18 @@ def test_defaults_and_database_url():
     assert settings.openai.image_model == config.DEFAULT_IMAGE_MODEL
 
 
+def test_limits_and_moderation_have_defaults_and_are_checked():
+    settings = config.load(DIRECT)
+    assert settings.limits == config.UsageLimits(5, 100, 100, 1024**3)
+    assert settings.openai.moderation_model == "omni-moderation-latest"
+    assert settings.uploads.max_decode_bytes == 320 * 1024**2
+    changed = config.load({**DIRECT, "LIMIT_IMAGES_PER_DAY": "500", "LIMIT_ACTIVE_JOBS": "0"})
+    assert (changed.limits.images_per_day, changed.limits.active_jobs) == (500, 0)
+    with pytest.raises(ConfigError) as caught:
+        config.load({**DIRECT, "LIMIT_UPLOADS_PER_DAY": "-1", "UPLOAD_MAX_DECODE_BYTES": "x"})
+    assert len(caught.value.problems) == 2
+
+
 def test_instance_connection_name_selects_the_connector_with_iam():
     settings = config.load(
         {
