@@ -147,20 +147,20 @@ def run() -> int:
 
 
 def _report(rows: list[tuple[str, int, int, dict[str, Any], dict[str, Any]]], old: Any) -> None:
-    print(f"1-shot fallback job with one reference; target: render peak RSS <= {MAX_RENDER_RSS_MIB}")
-    print(f"{'reference':<40}{'upload':>10}{'copy':>10}{'register':>18}{'render':>18}")
+    print("1-shot fallback job with one reference: each step in a fresh process, peak RSS of the")
+    print(f"process (imports, clients and pool: {rows[0][4]['before']:.0f} MiB before the render)")
+    print(f"{'reference':<40}{'upload':>8}{'copy':>8}{'register_upload':>20}{'render_image':>20}")
     for label, size, copy, register, render in rows:
         verdict = "ok" if render["peak"] <= MAX_RENDER_RSS_MIB else "OVER"
         print(
-            f"{label:<40}{size / 1024:>8.0f}KB{copy / 1024:>8.0f}KB"
+            f"{label:<40}{size / 1024:>6.0f}KB{copy / 1024:>6.0f}KB"
             f"{register['s']:>8.2f} s {register['peak']:>5.0f} MiB"
             f"{render['s']:>8.2f} s {render['peak']:>5.0f} MiB  {verdict}"
         )
-    print(f"(peak RSS of the process; {rows[0][4]['before']:.0f} MiB before the render: imports, ")
-    print(" clients and pool; register_upload has 512 MiB and decodes once per upload)")
+    print(f"target: render_image's peak RSS <= {MAX_RENDER_RSS_MIB} MiB (register_upload has 512)")
     print(
-        f"decoding the PNG upload itself, as each shot did per reference before working copies: "
-        f"{old['s']:.2f} s, {old['peak']:.0f} MiB"
+        "decoding the PNG upload itself, as every shot did for every reference before working "
+        f"copies: {old['s']:.2f} s, {old['peak']:.0f} MiB"
     )
 
 
