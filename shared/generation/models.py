@@ -59,7 +59,8 @@ class JobFields(JobParameters):
     error_message: str | None
     error_code: str | None = Field(
         description="Why a failed job failed: content_policy (moderation or the image model "
-        "refused), model_request_invalid, reference_missing, deadline_exceeded, stalled."
+        "refused), model_request_invalid, reference_missing, reference_unusable (registered "
+        "before working copies and past today's upload limits), deadline_exceeded, stalled."
     )
     generation_method: Literal[GENERATION_METHODS] | None  # type: ignore[valid-type]
     model_used: str | None

@@ -12,10 +12,13 @@ render that lost its claim (a lapsed lease, a cancel and retry), records nothing
 objects just written are removed unless another render recorded the shot.
 
 Failure policy: a content-policy refusal or an invalid request fails the job with a clear
-message and its code. An OpenAI outage that outlasts the client's retries renders the fallback when
-OPENAI_FALLBACK_ON_ERROR is true, else raises so Pub/Sub retries the shot. Anything else
-(database, storage, a crash) releases the claim and raises: the redelivery renders again under
-the same names; after the subscription's last attempt the sweeper re-drives or fails the job.
+message and its code, and so does a reference that is gone (`reference_missing`) or, registered
+before working copies existed, past the limits its copy would be made under
+(`reference_unusable`). An OpenAI outage that outlasts the client's retries renders the
+fallback when OPENAI_FALLBACK_ON_ERROR is true, else raises so Pub/Sub retries the shot.
+Anything else (database, storage, a crash) releases the claim and raises: the redelivery renders
+again under the same names; after the subscription's last attempt the sweeper re-drives or
+fails the job.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from shared.events import PubSubMessage
 from shared.generation import claims, codecs, fallback_renderer, job_events, openai_images
 from shared.generation.parameters import MAX_SHOTS, JobParameters
 from shared.queries import generated_images, job_runs, jobs
+from shared.uploads import service as uploads
 from shared.vocabulary import FINISHED_STATUSES
 
 FALLBACK_MODEL = "pillow-fallback"
@@ -82,6 +86,10 @@ def render_shot(job_id: Any, index: int) -> None:
             message = f"A reference image is no longer available ({error.message})."
             job_events.fail(job_id, message, "reference_missing")
             return
+        except uploads.ImageRejected as error:  # registered before today's limits, and past them
+            message = f"A reference image cannot be used ({error.message})."
+            job_events.fail(job_id, message, "reference_unusable")
+            return
         name = storage.generated_object_name(job_id, index, job["created_at"])
         thumbnail = storage.thumbnail_object_name(name)
         written = _store(shot, name, thumbnail)
@@ -102,14 +110,14 @@ def render_shot(job_id: Any, index: int) -> None:
 
 def _references(job: dict[str, Any]) -> list[openai_images.Reference]:
     """The job's reference images (listed by the claim), read from the bucket: their working
-    copies, already at the size the model uses (a reference registered before working copies
-    existed: the upload itself)."""
+    copies, already at the size the model uses. A reference registered before working copies
+    existed gets its copy now, once, within the decode budget of a registration."""
     found = []
     for ref in job["reference_files"]:
-        copy = ref["working_copy_path"]
-        name = storage.object_name_from_bucket_path(copy or ref["gcp_bucket_path"])
-        content_type = mimetypes.guess_type(name)[0] if copy else ref["mime_type"]
-        found.append((ref["file_name"], storage.read(name), content_type or "image/jpeg"))
+        copy = ref["working_copy_path"] or uploads.late_working_copy(ref)
+        name = storage.object_name_from_bucket_path(copy)
+        content_type = mimetypes.guess_type(name)[0] or "image/jpeg"
+        found.append((ref["file_name"], storage.read(name), content_type))
     return found
 
 

@@ -59,6 +59,14 @@ WITH deleted AS (
 SELECT * FROM deleted
 """
 
+# The working copy of a reference registered before working copies existed, made on first use;
+# no row: the reference is gone (a concurrent maker writes the same name, so either may win).
+_SET_WORKING_COPY = """
+UPDATE reference_images SET working_copy_path = :working_copy_path
+ WHERE gcp_bucket_path = :gcp_bucket_path
+RETURNING id
+"""
+
 _IS_DELETED = "SELECT 1 AS deleted FROM deleted_reference_images WHERE gcp_bucket_path = :path"
 
 # Which of a batch of bucket paths have no row yet (one query per reconcile batch).
@@ -125,6 +133,12 @@ def list_for_user(
 
 def delete_owned(conn: Connection, *, image_id: Any, user_id: Any) -> dict[str, Any] | None:
     return one(conn, _DELETE_OWNED, {"id": image_id, "user_id": user_id})
+
+
+def set_working_copy(conn: Connection, *, gcp_bucket_path: str, working_copy_path: str) -> bool:
+    """Name the reference's working copy; False when the reference is gone."""
+    params = {"gcp_bucket_path": gcp_bucket_path, "working_copy_path": working_copy_path}
+    return one(conn, _SET_WORKING_COPY, params) is not None
 
 
 def was_deleted(conn: Connection, gcp_bucket_path: str) -> bool:

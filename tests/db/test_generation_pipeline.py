@@ -183,6 +183,92 @@ def test_references_reach_the_model_as_their_working_copies(fake, cloud):
     assert edit["reference_bytes"][0] < len(photo)
 
 
+def test_a_reference_registered_before_working_copies_gets_one_on_first_use(fake, cloud):
+    from shared import storage
+    from shared.queries import reference_images
+    from tests import imagefactory
+
+    # GIVEN a 12 MP photo registered before working copies existed: its row names no copy
+    with db.transaction() as conn:
+        owner = make.user(conn)
+        legacy = make.reference(conn, owner)
+    assert legacy["working_copy_path"] is None
+    upload = storage.object_name_from_bucket_path(legacy["gcp_bucket_path"])
+    photo = imagefactory.jpeg(4000, 3000)
+    storage.write(upload, photo, "image/jpeg")
+    copies = []
+
+    # WHEN two jobs use it, one after the other
+    for _ in range(2):
+        job = submit(owner, number_of_shots=1, reference_image_ids=[str(legacy["id"])])
+        assert run_job(cloud, job)["status"] == "completed"
+        copies.append(storage.bucket().get_blob(f"working/{upload}.jpg"))
+
+    # THEN the first render made the copy and named it on the row, the second read it, and
+    # the model got the copy both times
+    with db.transaction() as conn:
+        row = reference_images.get_by_path(conn, legacy["gcp_bucket_path"])
+    assert row["working_copy_path"] == storage.bucket_path(f"working/{upload}.jpg")
+    assert copies[0] is not None and copies[0].generation == copies[1].generation  # made once
+    edits = [c for c in fake.requests() if c["path"] == "/v1/images/edits"]
+    assert [e["reference_sizes"] for e in edits] == [[[2048, 1536]], [[2048, 1536]]]
+    assert all(e["reference_bytes"][0] == copies[0].size < len(photo) for e in edits)
+
+
+def test_a_reference_registered_before_working_copies_past_todays_limits_fails_the_job(
+    fake, cloud, monkeypatch
+):
+    from shared import storage
+    from tests import imagefactory
+
+    # GIVEN an old reference that today's decode budget would refuse at registration
+    with db.transaction() as conn:
+        owner = make.user(conn)
+        legacy = make.reference(conn, owner)
+    upload = storage.object_name_from_bucket_path(legacy["gcp_bucket_path"])
+    storage.write(upload, imagefactory.jpeg(4000, 3000), "image/jpeg")
+    monkeypatch.setenv("UPLOAD_MAX_DECODE_BYTES", str(1024 * 1024))
+    _reconfigure()
+
+    # WHEN a job uses it
+    job = submit(owner, number_of_shots=1, reference_image_ids=[str(legacy["id"])])
+    failed = run_job(cloud, job)
+
+    # THEN the job fails with the reason, nothing was decoded or paid for
+    assert (failed["status"], failed["error_code"]) == ("failed", "reference_unusable")
+    assert "MiB to decode" in failed["error_message"]
+    assert not [c for c in fake.requests() if c["path"].startswith("/v1/images/")]
+    assert storage.bucket().get_blob(f"working/{upload}.jpg") is None
+
+
+def test_a_late_working_copy_of_a_reference_deleted_meanwhile_is_queued_for_deletion(cloud):
+    from shared import storage
+    from shared.errors import NotFound
+    from shared.queries import reference_images
+    from shared.uploads import service as uploads
+    from tests import imagefactory
+
+    # GIVEN a reference from before working copies, deleted while a render makes its copy
+    with db.transaction() as conn:
+        owner = make.user(conn)
+        legacy = make.reference(conn, owner)
+    upload = storage.object_name_from_bucket_path(legacy["gcp_bucket_path"])
+    storage.write(upload, imagefactory.jpeg(), "image/jpeg")
+    with db.transaction() as conn:
+        reference_images.delete_owned(conn, image_id=legacy["id"], user_id=owner["id"])
+
+    # WHEN the render's copy is to be named, THEN there is no row to name it on
+    with pytest.raises(NotFound):
+        uploads.late_working_copy(legacy)
+
+    # and the copy it wrote is queued for deletion, like the rest of a deleted reference
+    with db.transaction() as conn:
+        queued = db.rows(conn, "SELECT object_names, reason FROM pending_object_deletions")
+    assert {"object_names": [f"working/{upload}.jpg"], "reason": "reference_image_deleted"} in (
+        queued
+    )
+
+
 def test_an_outage_renders_the_fallback_and_the_job_says_mixed(fake, cloud):
     job = submit(number_of_shots=2)
     planning.plan(job["id"])
