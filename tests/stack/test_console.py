@@ -28,7 +28,7 @@ from playwright.sync_api import (
 )
 
 from tests import imagefactory as make
-from tests.stack.chromium import CHROMIUM, MISSING
+from tests.stack.chromium import CHROMIUM, MISSING, allowed_ports
 from tests.stack.conftest import Stack, run_stack
 from tools.demo import reference_photo
 from tools.stack import console as console_server
@@ -50,12 +50,12 @@ def running(stack: Stack) -> None:
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
+def browser(stack: Stack) -> Iterator[Browser]:
     """Debian's chromium (every test that needs it skips without it, naming the install)."""
     if CHROMIUM is None:
         pytest.skip(MISSING)
     with sync_playwright() as driver:
-        browser = driver.chromium.launch(executable_path=CHROMIUM)
+        browser = driver.chromium.launch(executable_path=CHROMIUM, args=[allowed_ports(stack.env)])
         try:
             yield browser
         finally:

@@ -22,7 +22,7 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 
 from tests import imagefactory as make
-from tests.stack.chromium import CHROMIUM, needs_chromium
+from tests.stack.chromium import CHROMIUM, allowed_ports, needs_chromium
 from tests.stack.conftest import Stack
 from tests.stack.generation_support import wait_for
 
@@ -231,6 +231,7 @@ def test_a_browser_on_a_dev_server_uploads_directly_and_loads_a_signed_image(
             "--headless",
             "--no-sandbox",
             "--disable-gpu",
+            allowed_ports(stack.env, origin),
             f"--user-data-dir={tmp_path}",
             "--virtual-time-budget=30000",
             "--dump-dom",
