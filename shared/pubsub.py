@@ -1,4 +1,5 @@
-"""Publishing JSON messages to Pub/Sub topics. One publisher client per process, made lazily.
+"""Publishing JSON messages to Pub/Sub topics. One publisher client per process, made on the
+first publish, and the client library (with grpc) loaded then: most requests never publish.
 
 Every message carries non-empty JSON data (a push body without data is refused by
 functions-framework and would be redelivered forever). Publishing waits for the server's
@@ -10,13 +11,13 @@ from __future__ import annotations
 import json
 import threading
 from concurrent import futures
-from typing import Any
-
-from google.api_core import exceptions as gexc
-from google.cloud.pubsub_v1 import PublisherClient
+from typing import TYPE_CHECKING, Any
 
 from shared import config
 from shared.errors import Transient
+
+if TYPE_CHECKING:
+    from google.cloud.pubsub_v1 import PublisherClient
 
 _lock = threading.Lock()
 _publisher: PublisherClient | None = None
@@ -29,6 +30,8 @@ def publisher() -> PublisherClient:
     if _publisher is None:
         with _lock:
             if _publisher is None:
+                from google.cloud.pubsub_v1 import PublisherClient
+
                 _publisher = PublisherClient()
     return _publisher
 
@@ -39,6 +42,8 @@ def topic_path(topic: str) -> str:
 
 def publish_many(topic: str, payloads: list[dict[str, Any]], **attributes: str) -> list[str]:
     """Publish every payload, then wait for all of them; returns the message ids in order."""
+    from google.api_core import exceptions as gexc
+
     path = topic_path(topic)
     pending = [
         publisher().publish(

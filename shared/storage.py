@@ -1,6 +1,7 @@
 """Cloud Storage: object names, canonical URLs, signed URLs, ranged reads and writes.
 
-One client per process, created on first use. With STORAGE_EMULATOR_HOST set (the local stack)
+One client per process, created on first use, and the client library loaded then (object names
+and URLs need neither). With STORAGE_EMULATOR_HOST set (the local stack)
 the client talks to the emulator anonymously and signed URLs point at the emulator, signed with
 the local throwaway key in SIGNING_CREDENTIALS_FILE. On GCP, URLs are signed through IAM
 signBlob with the function's own service account.
@@ -17,14 +18,14 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlsplit
-
-from google.api_core import exceptions as gexc
-from google.cloud.storage import Blob, Bucket, Client
 
 from shared import config
 from shared.errors import NotFound, Transient
+
+if TYPE_CHECKING:
+    from google.cloud.storage import Blob, Bucket, Client
 
 _lock = threading.Lock()
 _client: Client | None = None
@@ -50,6 +51,8 @@ def client() -> Client:
     if _client is None:
         with _lock:
             if _client is None:
+                from google.cloud.storage import Client
+
                 project = config.settings().project
                 if _emulator():
                     from google.auth.credentials import AnonymousCredentials
@@ -254,17 +257,22 @@ def _transient(exc: Exception) -> Transient:
     return Transient(f"storage is unavailable: {type(exc).__name__}")
 
 
-_RETRYABLE = (
-    gexc.ServerError,
-    gexc.TooManyRequests,
-    gexc.RequestRangeNotSatisfiable,
-    ConnectionError,
-    TimeoutError,
-)
+def _retryable() -> tuple[type[Exception], ...]:
+    from google.api_core import exceptions as gexc  # loaded with the client
+
+    return (
+        gexc.ServerError,
+        gexc.TooManyRequests,
+        gexc.RequestRangeNotSatisfiable,
+        ConnectionError,
+        TimeoutError,
+    )
 
 
 def read_range(object_name: str, start: int, end: int, generation: int | None = None) -> bytes:
     """Bytes start..end (inclusive) of one object generation."""
+    from google.api_core import exceptions as gexc
+
     try:
         return (
             bucket()
@@ -273,16 +281,18 @@ def read_range(object_name: str, start: int, end: int, generation: int | None = 
         )
     except gexc.NotFound as exc:
         raise NotFound(f"object {object_name} is gone") from exc
-    except _RETRYABLE as exc:
+    except _retryable() as exc:
         raise _transient(exc) from exc
 
 
 def read(object_name: str, generation: int | None = None) -> bytes:
+    from google.api_core import exceptions as gexc
+
     try:
         return bucket().blob(object_name, generation=generation).download_as_bytes()
     except gexc.NotFound as exc:
         raise NotFound(f"object {object_name} is gone") from exc
-    except _RETRYABLE as exc:
+    except _retryable() as exc:
         raise _transient(exc) from exc
 
 
@@ -295,7 +305,7 @@ def write(
         blob.metadata = metadata
     try:
         blob.upload_from_string(data, content_type=content_type)
-    except _RETRYABLE as exc:
+    except _retryable() as exc:
         raise _transient(exc) from exc
     return blob
 
@@ -306,12 +316,14 @@ DELETED, GONE, REPLACED = "deleted", "gone", "replaced"
 def delete(object_name: str, generation: int | None = None) -> str:
     """Delete an object, and only while it is `generation` when one is given (a precondition
     Cloud Storage checks): DELETED, GONE (nothing there) or REPLACED (another generation)."""
+    from google.api_core import exceptions as gexc
+
     try:
         bucket().blob(object_name).delete(if_generation_match=generation)
     except gexc.NotFound:
         return GONE
     except gexc.PreconditionFailed:
         return REPLACED
-    except _RETRYABLE as exc:
+    except _retryable() as exc:
         raise _transient(exc) from exc
     return DELETED

@@ -4,25 +4,25 @@ One pool per process (SQLAlchemy's QueuePool, nothing else of SQLAlchemy), creat
 and shared by every thread. The transport follows from configuration: a host means a direct
 pg8000 connection; an instance connection name means the Cloud SQL Python Connector (one
 lazy-refresh Connector per process). A connection idle in the pool for a while is pinged before
-use, so one dropped while idle is replaced unseen.
+use, so one dropped while idle is replaced unseen. The driver and the pool's library are loaded
+with the pool: a request that never touches the database never loads them.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Any, cast
-
-import pg8000.dbapi
-import sqlalchemy.event
-import sqlalchemy.exc
-import sqlalchemy.pool
-from pg8000.converters import timestamp_in, timestamptz_in
+from typing import TYPE_CHECKING, Any, cast
 
 from shared import config
+
+if TYPE_CHECKING:
+    import pg8000.dbapi
+    import sqlalchemy.pool
 
 _lock = threading.Lock()
 _connector_lock = threading.Lock()
@@ -40,6 +40,8 @@ def _startup_params(db: config.DatabaseSettings) -> dict[str, str]:
 
 
 def _connect_direct(db: config.DatabaseSettings) -> pg8000.dbapi.Connection:
+    import pg8000.dbapi
+
     return pg8000.dbapi.connect(
         user=db.user,
         password=db.password,
@@ -91,13 +93,18 @@ def _iso_or(fallback: Any) -> Any:
     return read
 
 
-_read_timestamp, _read_timestamptz = _iso_or(timestamp_in), _iso_or(timestamptz_in)
+@functools.cache
+def _timestamp_readers() -> tuple[Any, Any]:
+    from pg8000.converters import timestamp_in, timestamptz_in
+
+    return _iso_or(timestamp_in), _iso_or(timestamptz_in)
 
 
 def _with_fast_timestamps(raw: pg8000.dbapi.Connection) -> pg8000.dbapi.Connection:
     """pg8000 parses timestamps with strptime (tens of µs each); fromisoformat is ~20x faster."""
-    raw.register_in_adapter(_OID_TIMESTAMP, _read_timestamp)
-    raw.register_in_adapter(_OID_TIMESTAMPTZ, _read_timestamptz)
+    read_timestamp, read_timestamptz = _timestamp_readers()
+    raw.register_in_adapter(_OID_TIMESTAMP, read_timestamp)
+    raw.register_in_adapter(_OID_TIMESTAMPTZ, read_timestamptz)
     return raw
 
 
@@ -108,6 +115,9 @@ def _ping_if_idle(raw: Any, record: Any, _proxy: Any) -> None:
         < PING_AFTER_IDLE_SECONDS
     ):
         return
+    import pg8000.dbapi
+    import sqlalchemy.exc
+
     try:
         raw.execute_simple("SELECT 1")
     except (pg8000.dbapi.Error, OSError) as exc:
@@ -129,6 +139,9 @@ def connect() -> pg8000.dbapi.Connection:
 
 
 def _create_pool(db: config.DatabaseSettings) -> sqlalchemy.pool.QueuePool:
+    import sqlalchemy.event
+    import sqlalchemy.pool
+
     created = sqlalchemy.pool.QueuePool(
         lambda: _with_fast_timestamps(_transport(db)),
         pool_size=db.pool_size,
@@ -168,7 +181,7 @@ def empty() -> None:
 
 def driver(pooled: Any) -> pg8000.dbapi.Connection:
     """The pg8000 connection inside a pooled one."""
-    return cast(pg8000.dbapi.Connection, pooled.dbapi_connection)
+    return cast("pg8000.dbapi.Connection", pooled.dbapi_connection)
 
 
 def raw_connection() -> contextlib.AbstractContextManager[pg8000.dbapi.Connection]:

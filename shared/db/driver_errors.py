@@ -3,8 +3,7 @@ it, by SQLSTATE and constraint name."""
 
 from __future__ import annotations
 
-import pg8000.dbapi
-import sqlalchemy.exc
+import functools
 
 from shared.errors import AppError, Conflict, InvalidInput, NotFound, Transient
 
@@ -12,7 +11,15 @@ from shared.errors import AppError, Conflict, InvalidInput, NotFound, Transient
 _TRANSIENT_CLASSES = ("08", "53", "57", "58")
 _TRANSIENT_CODES = {"40001", "40P01", "55P03"}
 _QUERY_CANCELED = "57014"
-DRIVER_ERRORS = (sqlalchemy.exc.SQLAlchemyError, pg8000.dbapi.Error, OSError)
+
+
+@functools.cache
+def driver_errors() -> tuple[type[BaseException], ...]:
+    """What the driver and the pool raise (loaded with the pool, so the import costs nothing)."""
+    import pg8000.dbapi
+    import sqlalchemy.exc
+
+    return (sqlalchemy.exc.SQLAlchemyError, pg8000.dbapi.Error, OSError)
 
 
 class ConstraintViolation(Conflict):
@@ -26,6 +33,8 @@ class ConstraintViolation(Conflict):
 
 def _server_fields(exc: BaseException) -> dict[str, str]:
     """The server's error fields (C = SQLSTATE, n = constraint, M = message) if any."""
+    import pg8000.dbapi
+
     orig = getattr(exc, "orig", exc)
     if (
         isinstance(orig, pg8000.dbapi.DatabaseError)

@@ -14,14 +14,14 @@ import contextlib
 import functools
 import re
 from collections.abc import Iterator, Mapping
-from typing import Any
-
-import pg8000.dbapi
-from pg8000.converters import make_params
-from pg8000.core import SYNC_MSG, Context, _flush, _write
+from typing import TYPE_CHECKING, Any
 
 from shared.db import connections
-from shared.db.driver_errors import DRIVER_ERRORS, translate, unusable
+from shared.db.driver_errors import driver_errors, translate, unusable
+
+if TYPE_CHECKING:
+    import pg8000.dbapi
+    from pg8000.core import Context
 
 _MAX_PREPARED = 256  # per connection; more distinct statements than this run unprepared
 
@@ -52,6 +52,8 @@ class Connection:
 
     def run(self, sql: str, params: Mapping[str, Any]) -> tuple[list[str], list[Any] | None, int]:
         """(column names, rows or None, rows affected) of one statement."""
+        from pg8000.converters import make_params  # loaded with the pool: no cost per call
+
         text, names = _numbered(sql)
         values = make_params(self._raw.py_types, [params[name] for name in names])
         statement = self._prepared.get(text)
@@ -76,6 +78,8 @@ def _begin_and_execute(
 ) -> Context:
     """BEGIN and a prepared statement in one round trip: pg8000's own steps for each (see
     CoreConnection.execute_simple and execute_named in pg8000 1.31), sent with one flush."""
+    from pg8000.core import SYNC_MSG, Context, _flush, _write
+
     name, columns, readers = statement
     raw.send_QUERY("BEGIN")
     raw.send_BIND(name, values)
@@ -99,7 +103,7 @@ def transaction() -> Iterator[Connection]:
     """
     try:
         pooled = connections.pool().connect()
-    except DRIVER_ERRORS as exc:
+    except driver_errors() as exc:
         raise translate(exc) from exc
     raw = connections.driver(pooled)
     try:
@@ -109,7 +113,7 @@ def transaction() -> Iterator[Connection]:
             raw.execute_simple("COMMIT")
     except BaseException as exc:
         _roll_back(pooled, exc)
-        if isinstance(exc, DRIVER_ERRORS):
+        if isinstance(exc, driver_errors()):
             raise translate(exc) from exc
         raise
     finally:
@@ -120,7 +124,9 @@ def _roll_back(pooled: Any, error: BaseException) -> None:
     """End a failed transaction; an unusable connection is dropped, and with it the pool's
     others (a server restart or a migration affects them all), so the next requests connect
     afresh."""
-    if not (isinstance(error, DRIVER_ERRORS) and unusable(error)):
+    if not (isinstance(error, driver_errors()) and unusable(error)):
+        import pg8000.dbapi
+
         try:
             raw = connections.driver(pooled)
             if raw._in_transaction:  # pg8000's own flag, from the server's ReadyForQuery

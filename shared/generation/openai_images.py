@@ -17,12 +17,13 @@ import base64
 import binascii
 import threading
 from collections.abc import Sequence
-from typing import Any
-
-import openai
+from typing import TYPE_CHECKING, Any
 
 from shared import config
 from shared.errors import AppError, Transient, Unprocessable
+
+if TYPE_CHECKING:
+    import openai
 
 TEXT_TIMEOUT_SECONDS = 30.0
 Reference = tuple[str, bytes, str]  # (file name, bytes, content type), as images.edit takes them
@@ -51,11 +52,14 @@ class ModelUnavailable(Transient):
 
 
 def client() -> openai.OpenAI:
-    """The process's client, configured from settings on first use."""
+    """The process's client, configured from settings on first use (the library too: jobs
+    without OpenAI configured never load it)."""
     global _client
     if _client is None:
         with _lock:
             if _client is None:
+                import openai
+
                 s = config.settings().openai
                 _client = openai.OpenAI(
                     api_key=s.api_key,
@@ -68,6 +72,8 @@ def client() -> openai.OpenAI:
 
 def translate(exc: openai.OpenAIError) -> AppError:
     """Map a client error to ours (see the module docstring)."""
+    import openai
+
     if isinstance(exc, openai.BadRequestError) and exc.code == "moderation_blocked":
         return ContentRefused("The image service refused the prompt under its content policy.")
     if isinstance(exc, openai.APIConnectionError):  # timeouts included
@@ -84,6 +90,8 @@ def translate(exc: openai.OpenAIError) -> AppError:
 
 def enhance_prompt(brief: str) -> str | None:
     """The text model's prompt for a brief, or None when it gives no usable answer."""
+    import openai
+
     s = config.settings().openai
     try:
         answer = client().chat.completions.create(
@@ -100,6 +108,8 @@ def enhance_prompt(brief: str) -> str | None:
 
 def generate_image(prompt: str, size: tuple[int, int], references: Sequence[Reference]) -> bytes:
     """One JPEG for the prompt; with references the edit endpoint conditions it on them."""
+    import openai
+
     s = config.settings().openai
     params: dict[str, Any] = {
         "model": s.image_model,

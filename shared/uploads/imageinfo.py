@@ -23,8 +23,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO, Literal, NamedTuple
 
-from PIL import ExifTags, Image, JpegImagePlugin, PngImagePlugin
-
 from shared.config import UploadLimits
 from shared.errors import Unprocessable
 
@@ -212,6 +210,8 @@ def _check_end(fmt: ImageFormat, raw: _RangeFile, head: bytes, size: int) -> Non
 def _parse(fmt: ImageFormat, stream: BinaryIO, size: int) -> _Header:
     if fmt == "WEBP":
         return _parse_webp(stream, size)
+    from PIL import JpegImagePlugin, PngImagePlugin  # here: the api loads Pillow for uploads only
+
     plugin = JpegImagePlugin.JpegImageFile if fmt == "JPEG" else PngImagePlugin.PngImageFile
     image = plugin(stream)
     if not image.tile:  # no scan (JPEG SOS) or no image data (PNG IDAT) before the end
@@ -307,6 +307,8 @@ def _orientation(exif: bytes | None) -> int:
     """EXIF orientation (1 to 8); an unreadable EXIF block counts as upright, as in Pillow."""
     if not exif:
         return 1
+    from PIL import ExifTags, Image
+
     tags = Image.Exif()
     try:
         tags.load(exif)

@@ -10,17 +10,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Literal
 
-from google.api_core import exceptions as gexc
-
 from shared import log, storage
 from shared.errors import Transient
 from shared.events import StorageObject
 
-_STORAGE_RETRYABLE = (gexc.ServerError, gexc.TooManyRequests, ConnectionError, TimeoutError)
-
 
 def quarantine(obj: StorageObject, reason: str, message: str) -> Literal["quarantined", "gone"]:
     """Move one object generation to `quarantine/{name}` and log why; idempotent."""
+    from google.api_core import exceptions as gexc  # loaded with the storage client
+
     bucket = storage.bucket()
     source = bucket.blob(obj.name, generation=obj.generation)
     target = bucket.blob(storage.QUARANTINE_PREFIX + obj.name)
@@ -35,7 +33,7 @@ def quarantine(obj: StorageObject, reason: str, message: str) -> Literal["quaran
         # decides about that one).
         log.info("the object generation is gone: nothing to do", action="register_upload.gone")
         return "gone"
-    except _STORAGE_RETRYABLE as exc:
+    except (gexc.ServerError, gexc.TooManyRequests, ConnectionError, TimeoutError) as exc:
         raise Transient(f"storage is unavailable: {type(exc).__name__}") from exc
     log.warning(
         f"upload quarantined: {message}",
