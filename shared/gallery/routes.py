@@ -9,19 +9,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel
-
-from shared import db, purge, resources
+from shared import db, purge
 from shared.errors import Conflict, NotFound
 from shared.queries import generated_images, sessions
-from shared.resources import GeneratedImage
-from shared.web import pagination
+from shared.web import pagination, resources
+from shared.web.models import Model
 from shared.web.pagination import PageQuery
 from shared.web.request import ApiRequest
+from shared.web.resources import GeneratedImage
 from shared.web.router import Reply, Router
 
 
-class ImagePage(BaseModel):
+class ImagePage(Model):
     items: list[GeneratedImage]
     next_cursor: str | None
 

@@ -8,12 +8,13 @@ from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import ConfigDict, Field, StringConstraints
 
 from shared.generation.parameters import JobParameters
-from shared.resources import URLS_EXPIRE_AT, GeneratedImage, ReferenceImage, signed_url
 from shared.vocabulary import GENERATION_METHODS, JOB_STATUSES
+from shared.web.models import Model
 from shared.web.pagination import PageQuery
+from shared.web.resources import URLS_EXPIRE_AT, GeneratedImage, ReferenceImage, signed_url
 
 MAX_REFERENCE_IMAGES = 8
 _UUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
@@ -43,7 +44,7 @@ class JobListQuery(PageQuery):
     status: Literal[JOB_STATUSES] | None = None  # type: ignore[valid-type]
 
 
-class Progress(BaseModel):
+class Progress(Model):
     done: int = Field(description="Shots recorded so far.")
     total: int = Field(description="Shots asked for (`number_of_shots`).")
 
@@ -89,6 +90,6 @@ class JobSummary(JobFields):
     reference_image_ids: list[UUID]
 
 
-class JobPage(BaseModel):
+class JobPage(Model):
     items: list[JobSummary]
     next_cursor: str | None

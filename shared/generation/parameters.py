@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import Field, StringConstraints
 
 from shared.vocabulary import ASPECT_RATIOS, CAMERA_ANGLES, SHOT_TYPES, STYLES
-from shared.web.models import NON_BLANK_TEXT
+from shared.web.models import NON_BLANK_TEXT, Model
 
 MIN_SHOTS, MAX_SHOTS, DEFAULT_SHOTS = 1, 10, 1
 DEFAULT_ASPECT_RATIO = "1:1"
@@ -28,7 +28,7 @@ Setting = Annotated[
 ]
 
 
-class JobParameters(BaseModel):
+class JobParameters(Model):
     """The prompt and every setting of a job, with their defaults and bounds."""
 
     prompt: Annotated[

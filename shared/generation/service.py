@@ -14,7 +14,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from shared import config, db, log, pubsub, resources
+from shared import config, db, log, pubsub
 from shared.db import ConstraintViolation
 from shared.errors import Conflict, NotFound, Transient
 from shared.generation import job_events
@@ -22,6 +22,7 @@ from shared.generation.models import GenerationRequest, JobFields
 from shared.limits import service as limits
 from shared.queries import generated_images, job_runs, jobs, sessions
 from shared.vocabulary import FINISHED_STATUSES
+from shared.web import resources
 from shared.web.waits import etag
 
 IDEMPOTENCY_INDEX = "generation_jobs_user_idempotency_key_idx"

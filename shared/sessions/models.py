@@ -6,10 +6,10 @@ from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import Field, StringConstraints
 
-from shared.resources import URLS_EXPIRE_AT, signed_url
-from shared.web.models import NON_BLANK_TEXT, Strict
+from shared.web.models import NON_BLANK_TEXT, Model, Strict
+from shared.web.resources import URLS_EXPIRE_AT, signed_url
 
 Title = Annotated[
     str,
@@ -26,7 +26,7 @@ class SessionUpdate(Strict):
     title: Title
 
 
-class Session(BaseModel):
+class Session(Model):
     id: UUID
     user_id: UUID
     title: str
@@ -41,6 +41,6 @@ class Session(BaseModel):
     urls_expire_at: datetime | None = URLS_EXPIRE_AT
 
 
-class SessionPage(BaseModel):
+class SessionPage(Model):
     items: list[Session]
     next_cursor: str | None

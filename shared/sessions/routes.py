@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared import db, purge, resources
+from shared import db, purge
 from shared.errors import NotFound
 from shared.queries import sessions
 from shared.sessions.models import Session, SessionCreate, SessionPage, SessionUpdate
-from shared.web import pagination, waits
+from shared.web import pagination, resources, waits
 from shared.web.pagination import PageQuery
 from shared.web.request import ApiRequest
 from shared.web.router import Reply, Router

@@ -5,17 +5,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 from pydantic.json_schema import JsonDict, SkipJsonSchema
 
 from shared.config import UploadLimits
-from shared.resources import STORAGE_PATH, ReferenceImage
 from shared.vocabulary import REFERENCE_MIME_TYPES
+from shared.web.models import Model
+from shared.web.resources import STORAGE_PATH, ReferenceImage
 
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 
 
-class SignedUploadRequest(BaseModel):
+class SignedUploadRequest(Model):
     """Body of POST /v1/uploads/signed-url."""
 
     model_config = ConfigDict(extra="forbid")
@@ -31,7 +32,7 @@ def _no_default(schema: JsonDict) -> None:
     schema.pop("default", None)
 
 
-class UploadForm(BaseModel):
+class UploadForm(Model):
     """The multipart body of POST /v1/uploads (documentation only: `_multipart` reads it, by the
     same rules: no other fields, each field once, `session_id` a uuid when given)."""
 
@@ -43,7 +44,7 @@ class UploadForm(BaseModel):
     )
 
 
-class SignedUpload(BaseModel):
+class SignedUpload(Model):
     """Where and how the client PUTs the file; the bucket event registers it afterwards."""
 
     upload_url: str = Field(
@@ -57,6 +58,6 @@ class SignedUpload(BaseModel):
     expires_at: datetime
 
 
-class ReferenceImagePage(BaseModel):
+class ReferenceImagePage(Model):
     items: list[ReferenceImage]
     next_cursor: str | None

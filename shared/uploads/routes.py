@@ -16,12 +16,11 @@ from typing import IO, Any
 
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from shared import config, db, purge, resources, storage
+from shared import config, db, purge, storage
 from shared.errors import InvalidInput, NotFound, PayloadTooLarge, UnsupportedMediaType
 from shared.limits import service as limits
 from shared.limits.service import RATE_LIMIT_HEADERS
 from shared.queries import reference_images, sessions
-from shared.resources import ReferenceImage
 from shared.uploads import imageinfo, registration
 from shared.uploads.filenames import sanitize_filename
 from shared.uploads.imageinfo import ImageRejected
@@ -32,9 +31,10 @@ from shared.uploads.models import (
     SignedUploadRequest,
     UploadForm,
 )
-from shared.web import pagination
+from shared.web import pagination, resources
 from shared.web.pagination import PageQuery
 from shared.web.request import ApiRequest, reading_body
+from shared.web.resources import ReferenceImage
 from shared.web.router import Reply, Router
 
 MULTIPART_OVERHEAD = 16 * 1024  # boundaries, part headers and the session_id field

@@ -4,19 +4,20 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from shared import db
 from shared.queries import health
+from shared.web.models import Model
 from shared.web.request import ApiRequest
 from shared.web.router import Reply, Router
 
 
-class HealthQuery(BaseModel):
+class HealthQuery(Model):
     ready: bool = Field(False, description="Also check the database (readiness).")
 
 
-class Health(BaseModel):
+class Health(Model):
     status: Literal["ok", "ready"]
     database: Literal["ok"] | None = None
 

@@ -15,15 +15,16 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from shared.errors import InvalidInput
+from shared.web.models import Model
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
 
 
-class PageQuery(BaseModel):
+class PageQuery(Model):
     limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
     cursor: str | None = Field(
         None, max_length=512, description="`next_cursor` of the previous page."

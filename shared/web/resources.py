@@ -18,11 +18,12 @@ from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from shared import storage
 from shared.storage import SignedUrl
 from shared.vocabulary import REFERENCE_MIME_TYPES
+from shared.web.models import Model
 
 SIGNED_URL_NOTE = (
     "Signed: a V4 signed GET URL of the private bucket's object, which loads from where the "
@@ -52,7 +53,7 @@ URLS_EXPIRE_AT: Any = Field(
 )
 
 
-class GeneratedImage(BaseModel):
+class GeneratedImage(Model):
     id: UUID
     generation_job_id: UUID
     user_id: UUID
@@ -74,7 +75,7 @@ class GeneratedImage(BaseModel):
     urls_expire_at: datetime | None = URLS_EXPIRE_AT
 
 
-class ReferenceImage(BaseModel):
+class ReferenceImage(Model):
     id: UUID
     user_id: UUID
     session_id: UUID | None

@@ -106,7 +106,7 @@ def test_each_room_imports_only_what_the_layout_allows():
 
 def test_the_rules_refuse_what_they_should():
     assert refusal("shared.storage", "shared.web.router")
-    assert refusal("shared.resources", "shared.gallery.routes")
+    assert refusal("shared.purge", "shared.gallery.routes")
     assert refusal("shared.web.dispatch", "shared.sessions.routes")
     assert refusal("shared.sessions.routes", "shared.generation.models")
     assert refusal("shared.generation.routes", "shared.routes")
