@@ -15,24 +15,36 @@ from shared.errors import InvalidInput
 Task = Callable[[], dict[str, Any]]
 
 
-def tasks() -> dict[str, Task]:
-    """Every task by name (imported here so that one task's module does not load the others')."""
-    from shared import purge
-    from shared.generation import sweeper
+# Each task imports its module when it runs: one tick loads what one task needs.
+def _reconcile_uploads() -> dict[str, Any]:
     from shared.uploads import reconcile
 
-    return {
-        "reconcile_uploads": reconcile.task,
-        "republish_deletions": purge.republish_pending,
-        "sweep_jobs": sweeper.sweep_jobs,
-    }
+    return reconcile.task()
+
+
+def _republish_deletions() -> dict[str, Any]:
+    from shared import purge
+
+    return purge.republish_pending()
+
+
+def _sweep_jobs() -> dict[str, Any]:
+    from shared.generation import sweeper
+
+    return sweeper.sweep_jobs()
+
+
+TASKS: dict[str, Task] = {
+    "reconcile_uploads": _reconcile_uploads,
+    "republish_deletions": _republish_deletions,
+    "sweep_jobs": _sweep_jobs,
+}
 
 
 def run(message: dict[str, Any]) -> dict[str, Any]:
     name = message.get("task")
-    known = tasks()
-    if name not in known:
-        raise InvalidInput(f"unknown maintenance task {name!r}", details={"known": sorted(known)})
-    summary = known[name]()
+    if name not in TASKS:
+        raise InvalidInput(f"unknown maintenance task {name!r}", details={"known": sorted(TASKS)})
+    summary = TASKS[name]()
     log.info(f"maintenance task {name} done", action="maintenance.done", task=name, **summary)
     return summary
