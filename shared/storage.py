@@ -1,10 +1,10 @@
 """Cloud Storage: object names, canonical URLs, signed URLs, ranged reads and writes.
 
 One client per process, created on first use, and the client library loaded then (object names
-and URLs need neither). With STORAGE_EMULATOR_HOST set (the local stack)
-the client talks to the emulator anonymously and signed URLs point at the emulator, signed with
-the local throwaway key in SIGNING_CREDENTIALS_FILE. On GCP, URLs are signed through IAM
-signBlob with the function's own service account.
+and URLs need neither). With STORAGE_EMULATOR_HOST set (the local stack) the client talks to the
+emulator anonymously and signed URLs point at the emulator, signed with the local throwaway key
+in SIGNING_CREDENTIALS_FILE. On GCP, URLs are signed through IAM signBlob with the function's
+own service account.
 """
 
 from __future__ import annotations
