@@ -56,8 +56,8 @@ FLOORS: dict[str, tuple[str, ...]] = {
     "plan-generation": (*DB, "pydantic", "google.cloud.pubsub_v1"),
     # Claim the shot, draw it (the fallback, without OpenAI), store it, record it.
     "render-image": (*DB, "pydantic", "google.cloud.storage", "PIL.Image"),
-    # Delete objects.
-    "purge-objects": ("google.cloud.storage",),
+    # Read the outbox row, delete the objects it names.
+    "purge-objects": (*DB, "google.cloud.storage"),
     # Every task reads the database.
     "maintenance": DB,
 }
@@ -112,7 +112,7 @@ PROBES = {
     "register-upload": _finalized(f"generated/{uuid.uuid4()}/1_20261205T000000000000Z.jpg"),
     "plan-generation": _push({"job_id": str(uuid.uuid4())}),  # a job already gone: acknowledged
     "render-image": _push({"job_id": str(uuid.uuid4()), "index": 1}),
-    "purge-objects": _push({"object_names": [], "reason": "bench"}),
+    "purge-objects": _push({"outbox_id": str(uuid.uuid4())}),  # a purge already done
     "maintenance": _push({"task": "sweep_jobs"}),  # on an empty database
 }
 
