@@ -8,24 +8,27 @@ code path is the same everywhere. A verified token is remembered until it expire
 requests that follow with the same token skip the signature check. The caller's users row is
 created on first sight and then remembered per process for `_USER_TTL_SECONDS`, so a request
 costs no extra database round trip. (GET /v1/me, that row with its limits: shared/limits/.)
+google-auth and requests load with the first verification: health checks and preflights
+never need them.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import google.auth.exceptions
-import requests
-from google.auth import jwt
 from werkzeug.wrappers import Request
 
 from shared import config, db
 from shared.errors import Transient, Unauthenticated
 from shared.queries import users
+
+if TYPE_CHECKING:
+    import requests
 
 _DEFAULT_CERT_TTL = 300
 _MIN_REFRESH_SECONDS = 30
@@ -76,6 +79,8 @@ class _CertificateCache:
         self._fetched = self._failed = -float("inf")
 
     def _refresh(self, url: str) -> None:
+        import requests
+
         if self._session is None:
             self._session = requests.Session()
         try:
@@ -118,15 +123,15 @@ class _Expiring:
             self._entries.clear()
 
 
-# What google-auth raises for tokens that are not JWTs at all (bad base64, a JSON list where an
-# object belongs, claims of the wrong type) as well as for invalid ones.
-_MALFORMED = (
-    ValueError,
-    TypeError,
-    KeyError,
-    AttributeError,
-    google.auth.exceptions.GoogleAuthError,
-)
+@functools.cache
+def _malformed() -> tuple[type[Exception], ...]:
+    """What google-auth raises for tokens that are not JWTs at all (bad base64, a JSON list
+    where an object belongs, claims of the wrong type) as well as for invalid ones."""
+    import google.auth.exceptions
+
+    return (ValueError, TypeError, KeyError, AttributeError, google.auth.exceptions.GoogleAuthError)
+
+
 _certificates = _CertificateCache()
 # {subject: users row}: the row exists once created, so no round trip per request.
 _users = _Expiring(lambda: time.monotonic())
@@ -147,10 +152,12 @@ def verify(token: str) -> dict[str, Any]:
     known = _verified.get(token)
     if known is not None:
         return dict(known)
+    from google.auth import jwt
+
     auth = config.settings().auth
     try:
         header = jwt.decode_header(token)
-    except _MALFORMED as exc:
+    except _malformed() as exc:
         raise Unauthenticated("the bearer token is malformed") from exc
     if not isinstance(header, dict) or header.get("alg") != "RS256":
         raise Unauthenticated("the bearer token must be signed with RS256")
@@ -160,7 +167,7 @@ def verify(token: str) -> dict[str, Any]:
         claims = jwt.decode(
             token, certs=certs, audience=auth.audience, clock_skew_in_seconds=_CLOCK_SKEW_SECONDS
         )
-    except _MALFORMED as exc:
+    except _malformed() as exc:
         raise Unauthenticated(f"the bearer token is not valid: {_reason(exc)}") from exc
     if claims.get("iss") != auth.issuer:
         raise Unauthenticated("the bearer token comes from another issuer")
