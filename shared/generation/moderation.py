@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import openai
-
 from shared import config
 from shared.generation import openai_images
 from shared.generation.openai_images import ContentRefused
@@ -23,6 +21,8 @@ MODERATION_TIMEOUT_SECONDS = 30.0
 
 def check(texts: Sequence[str]) -> None:
     """Raise ContentRefused, naming the categories, if moderation flags any of `texts`."""
+    import openai  # loaded with the client (openai_images), never without a key
+
     try:
         answer = openai_images.client().moderations.create(
             model=config.settings().openai.moderation_model,

@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from uuid import UUID
 
-from pydantic import BaseModel, Field
+from pydantic import Field
+
+from shared.web.models import Model
 
 
-class Limit(BaseModel):
+class Limit(Model):
     quota: int = Field(description="The most this limit allows (the default or the user's own).")
     used: int = Field(description="What counts against it now.")
     remaining: int
@@ -20,14 +22,14 @@ class Limit(BaseModel):
     )
 
 
-class Limits(BaseModel):
+class Limits(Model):
     active_jobs: Limit = Field(description="Jobs pending or processing at once.")
     images_per_day: Limit = Field(description="Images asked for (shots, retries included).")
     uploads_per_day: Limit = Field(description="Uploads (signed URLs issued included).")
     upload_bytes_per_day: Limit = Field(description="Bytes of those uploads.")
 
 
-class Me(BaseModel):
+class Me(Model):
     """The caller's user record, limits and usage."""
 
     id: UUID

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import io
 import threading
-
-from PIL import Image, ImageOps
+from typing import TYPE_CHECKING
 
 from shared.uploads.imageinfo import WORKING_SIDE, working_size
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 JPEG = "image/jpeg"
 PNG = "image/png"
@@ -28,6 +30,8 @@ _BAND_ROWS = 32  # rows of the reduced image made from one band
 
 def make(data: bytes) -> tuple[bytes, str]:
     """The working copy of an accepted upload, and its content type."""
+    from PIL import Image, ImageOps  # here: the api loads Pillow for uploads only
+
     with _one_decode_at_a_time:
         image = _decode_reduced(data)
         image.thumbnail((WORKING_SIDE, WORKING_SIDE), Image.Resampling.LANCZOS)
@@ -42,6 +46,8 @@ def make(data: bytes) -> tuple[bytes, str]:
 
 def _decode_reduced(data: bytes) -> Image.Image:
     """The image at no more than twice the working size a side, with its EXIF."""
+    from PIL import Image
+
     opened = Image.open(io.BytesIO(data))
     opened.draft(None, working_size(*opened.size))  # JPEG: decoded at a reduced scale
     opened.load()
