@@ -23,8 +23,9 @@ from shared.generation.models import GenerationRequest, Job, JobListQuery, JobPa
 from shared.limits.service import RATE_LIMIT_HEADERS
 from shared.queries import jobs, sessions
 from shared.web import pagination, waits
+from shared.web.headers import Header
 from shared.web.request import ApiRequest
-from shared.web.router import Header, Reply, Router
+from shared.web.router import Reply, Router
 
 IDEMPOTENCY_KEY = Header(
     "Idempotency-Key",

@@ -17,7 +17,7 @@ from shared import config
 from shared.db import Connection
 from shared.errors import NotFound, RateLimited
 from shared.queries import limits
-from shared.web.router import Header
+from shared.web.headers import Header
 
 WINDOW_SECONDS = 24 * 3600
 # A job takes about a minute: a client at its active-job limit asks again this much later.

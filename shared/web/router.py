@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import BaseModel, TypeAdapter
 
 from shared.errors import MethodNotAllowed, NotFound
+from shared.web.headers import Header
 from shared.web.request import MAX_JSON_BYTES, ApiRequest
 
 
@@ -31,15 +32,6 @@ class Reply:
 
 
 Handler = Callable[[ApiRequest], Reply]
-
-
-@dataclass(frozen=True)
-class Header:
-    """An optional header a route reads or answers, as the OpenAPI document describes it."""
-
-    name: str
-    description: str
-    max_length: int
 
 
 @dataclass(frozen=True)

@@ -29,8 +29,8 @@ from typing import Any, TypeVar
 
 from shared import changes
 from shared.errors import InvalidInput
+from shared.web.headers import Header
 from shared.web.request import ApiRequest
-from shared.web.router import Header
 
 S = TypeVar("S")
 MAX_WAIT_SECONDS = 60

@@ -1,6 +1,7 @@
-"""A function's import loads no client library: each is loaded by the first request that needs it
-(issue 14, item 5; docs/decisions/0004-layout.md). `bench/bench_cold_start.py` measures what that
-saves; this test keeps it from regressing silently, as one top-level import of a client would.
+"""A function's import loads no client library, nor pydantic where none of its requests use a
+model: each is loaded by the first request that needs it (issue 14, item 5;
+docs/decisions/0004-layout.md). `bench/bench_cold_start.py` measures what that saves; this test
+keeps it from regressing silently, as one top-level import of a client would.
 
 Each function of the manifest is loaded in a fresh interpreter the way functions-framework loads
 it (its source file by path, then its entry point), and `sys.modules` is read afterwards.
@@ -19,7 +20,7 @@ from infra import manifest
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 
-# The client libraries that some requests need and others do not, with what pulls them in.
+# The libraries that some requests need and others do not, with what pulls them in.
 HEAVY = (
     "google.cloud.pubsub_v1",  # and grpc: the first publish
     "grpc",
@@ -31,10 +32,13 @@ HEAVY = (
     "pg8000",  # the database: the first connection of the pool
     "sqlalchemy",  # its pool
     "google.cloud.sql.connector",  # Cloud SQL on GCP
+    "pydantic",  # request, response and job-parameter models
 )
 # What a function's every real request needs may load with it.
 NEEDED_BY_EVERY_REQUEST = {
-    "render-image": {"PIL"},  # every shot is drawn or re-encoded by Pillow
+    "api": {"pydantic"},  # the route table declares every route's models
+    "plan-generation": {"pydantic"},  # the job's parameters
+    "render-image": {"PIL", "pydantic"},  # every shot is drawn or re-encoded by Pillow
 }
 
 LOAD = """
