@@ -10,7 +10,7 @@ from pydantic.json_schema import JsonDict, SkipJsonSchema
 
 from shared.config import UploadLimits
 from shared.vocabulary import REFERENCE_MIME_TYPES
-from shared.web.models import Model
+from shared.web.models import NO_NUL_TEXT, Model
 from shared.web.resources import STORAGE_PATH, ReferenceImage
 
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
@@ -20,7 +20,7 @@ class SignedUploadRequest(Model):
     """Body of POST /v1/uploads/signed-url."""
 
     model_config = ConfigDict(extra="forbid")
-    file_name: str = Field(min_length=1, max_length=255)
+    file_name: str = Field(min_length=1, max_length=255, pattern=NO_NUL_TEXT)
     # What UPLOAD_FORMATS may allow (a deployment that allows fewer answers 415 for the rest).
     mime_type: Literal[REFERENCE_MIME_TYPES]  # type: ignore[valid-type]
     # UPLOAD_MAX_BYTES may lower this bound (413 past it), never raise it.

@@ -10,6 +10,8 @@ from pydantic import BaseModel, ConfigDict
 
 # At least one character that is not whitespace, no NUL (PostgreSQL text cannot hold it).
 NON_BLANK_TEXT = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
+# No NUL: what the request parser lets through (shared/web/request.py), said in the contract.
+NO_NUL_TEXT = r"^[^\u0000]*$"
 
 
 class Model(BaseModel):
