@@ -153,6 +153,18 @@ class Console:
             r for r in self.responses if r.request.method == method and re.fullmatch(pattern, r.url)
         ]
 
+    def answer_to(self, method: str, pattern: str, action: Callable[[], None]) -> Response:
+        """The answer to the `method` request matching `pattern` that `action` makes.
+
+        Waits for that answer itself: the page may show its effect first (the job card follows
+        the job by another request), before the answer's event reaches this process.
+        """
+        with self.page.expect_response(
+            lambda r: r.request.method == method and re.fullmatch(pattern, r.url) is not None
+        ) as answer:
+            action()
+        return answer.value
+
     def images_loaded(self, selector: str) -> int:
         """How many images `selector` finds, once all of them have loaded (fails on a broken one)."""
         self.page.wait_for_function(
@@ -418,20 +430,21 @@ def test_cancel_and_retry_from_the_job_card(
     card = console.job_card(job["id"])
     expect(card).to_have_attribute("data-status", "pending")
 
-    card.get_by_role("button", name="Cancel").click()
+    job_url = re.escape(f"{console.api}/v1/generations/{job['id']}")
+    cancel = console.answer_to(
+        "POST", job_url + "/cancel", card.get_by_role("button", name="Cancel").click
+    )
 
+    assert cancel.status == 200
     expect(card).to_have_attribute("data-status", "cancelled")
     expect(card.get_by_role("button", name="Cancel")).to_have_count(0)
-    [cancel] = console.answers(
-        "POST", re.escape(f"{console.api}/v1/generations/{job['id']}/cancel")
+
+    retry = console.answer_to(
+        "POST", job_url + "/retry", card.get_by_role("button", name="Retry").click
     )
-    assert cancel.status == 200
 
-    card.get_by_role("button", name="Retry").click()
-
-    expect(card).to_have_attribute("data-status", "pending")
-    [retry] = console.answers("POST", re.escape(f"{console.api}/v1/generations/{job['id']}/retry"))
     assert retry.status == 202
+    expect(card).to_have_attribute("data-status", "pending")
     planner_paused()
     expect(card).to_have_attribute("data-status", "completed", timeout=JOB_SECONDS)
     expect(card.locator(".done")).to_have_text("2/2")
