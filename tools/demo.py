@@ -2,7 +2,8 @@
 
 Starts the stack, signs in with a local token, creates a session, uploads two reference images
 (one by signed URL, registered by the bucket event; one by multipart POST), asks for a 4-shot
-generation, follows it with a progress bar, prints the session and the job, and writes
+generation, follows it with a progress bar (blocking reads: `If-None-Match` and
+`Prefer: wait=30`, no polling), prints the session and the job, and writes
 out/index.html: a contact sheet of every reference and result with its parameters.
 
     python -m tools.demo [--keep-running] [--out out] [--timeout 300]
@@ -50,6 +51,19 @@ class Api:
                 f"{method} {path} answered {response.status_code}: {response.text[:500]}"
             )
         return response.json() if response.content else None
+
+    def changed(self, path: str, etag: str | None, wait: int) -> tuple[Any, str | None]:
+        """GET `path` once it differs from `etag` (a blocking read of up to `wait` s): the new
+        body and ETag, or (None, etag) when nothing changed in that time (304)."""
+        headers = {"Prefer": f"wait={wait}"}
+        if etag:
+            headers["If-None-Match"] = etag
+        response = self.http.get(self.base_url + path, headers=headers, timeout=wait + 30)
+        if response.status_code == 304:
+            return None, etag
+        if response.status_code != 200:
+            raise StepFailed(f"GET {path} answered {response.status_code}: {response.text[:500]}")
+        return response.json(), response.headers.get("ETag")
 
 
 def step(number: int, title: str) -> None:
@@ -240,8 +254,11 @@ def main(argv: list[str] | None = None) -> int:
         current = "follow the job"
         step(6, "following the job ...")
         deadline = time.monotonic() + args.timeout
+        etag = None
         while True:
-            job = api.call("GET", f"/v1/generations/{job['id']}", 200)
+            wait = max(1, min(30, int(deadline - time.monotonic())))
+            changed, etag = api.changed(f"/v1/generations/{job['id']}", etag, wait)
+            job = changed or job
             progress = job["progress"]
             print(
                 progress_bar(progress["done"], progress["total"], job["status"]), end="", flush=True
@@ -252,7 +269,6 @@ def main(argv: list[str] | None = None) -> int:
             if time.monotonic() > deadline:
                 print()
                 raise StepFailed(f"the job is still {job['status']} after {args.timeout:.0f} s")
-            time.sleep(0.5)
         if job["status"] != "completed":
             raise StepFailed(f"the job ended {job['status']}: {job.get('error_message')}")
 
