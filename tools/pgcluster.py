@@ -76,9 +76,14 @@ def resolve_root(preferred: Path) -> Path:
     return real
 
 
+def _runuser() -> str:
+    """runuser, also when PATH lacks the sbin folders (e.g. `env -i` or a non-login shell)."""
+    return shutil.which("runuser") or shutil.which("runuser", path="/usr/sbin:/sbin") or "runuser"
+
+
 def _run(args: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
     if _as_root():
-        args = ["runuser", "-u", SERVICE_USER, "--", *args]
+        args = [_runuser(), "-u", SERVICE_USER, "--", *args]
     return subprocess.run(args, check=True, capture_output=True, text=True, **kwargs)  # type: ignore[call-overload]
 
 
