@@ -6,7 +6,7 @@
 
 `deploy` (the default) enables the manifest's APIs, makes sure the topics, the dead-letter
 topics and their hold subscriptions, the service accounts, their grants and IAM database users
-exist, sets the media bucket's CORS for the origins, uploads dist/source.zip as
+exist, sets the media bucket's CORS for the origins and its quarantine lifecycle, uploads dist/source.zip as
 gs://<project>-fn-source/source/<sha256>.zip (unless --source names another archive: that is a
 rollback), deploys each function with `gcloud functions deploy --gen2`, sets the dead-letter
 policy on each Pub/Sub trigger's subscription, and creates or updates the scheduler jobs. The
@@ -41,7 +41,7 @@ def plan(m: Manifest, t: Target, archive: Path | None) -> list[list[str]]:
     cmds = [project.enable_apis_command(m, t)]
     cmds += pubsub.topic_commands(m, t) + pubsub.hold_subscription_commands(m, t)
     cmds.append(project.source_bucket_command(t))
-    cmds.append(storage.bucket_cors_command(t))
+    cmds.append(storage.bucket_settings_command(t))
     cmds += iam.service_account_commands(m, t)
     cmds += iam.function_grant_commands(m, t) + iam.sql_user_commands(m, t)
     cmds += iam.platform_grant_commands(m, t)
@@ -68,6 +68,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--cors-origins",
         help="comma-separated origins browsers call from, e.g. https://app.example.com "
         "(the api's CORS_ORIGINS and the bucket's CORS; required for deploy)",
+    )
+    parser.add_argument(
+        "--quarantine-retention-days",
+        type=int,
+        default=30,
+        help="objects under quarantine/ are deleted after this many days (as in terraform)",
     )
     parser.add_argument("--db-instance", default="imagegen-pg")
     parser.add_argument("--db-name", default="imagegen")
@@ -125,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         region=args.region,
         bucket=args.bucket,
         cors_origins=args.cors_origins,
+        quarantine_retention_days=args.quarantine_retention_days,
         db_instance=args.db_instance,
         db_name=args.db_name,
         source=source or "",

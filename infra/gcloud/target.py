@@ -21,6 +21,7 @@ class Target:
     openai_secret_version: str = "latest"  # noqa: S105 (a version name, not a secret)
     auth_issuer: str = ""
     auth_audience: str = ""
+    quarantine_retention_days: int = 30  # the media bucket's lifecycle rule
 
     @property
     def project_flag(self) -> str:

@@ -26,6 +26,7 @@ class Deployment:
     sql_users: dict[str, dict[str, str]] = field(default_factory=dict)
     buckets: dict[str, dict[str, Any]] = field(default_factory=dict)
     bucket_cors: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # as the JSON API
+    bucket_lifecycle: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # its rules
 
 
 # Terraform resource types from_terraform reads (terraform_data runs gcloud: its calls are read).
@@ -159,5 +160,15 @@ def from_terraform(resources: dict[str, dict[str, dict]]) -> Deployment:
                 "maxAgeSeconds": c["max_age_seconds"],
             }
             for c in b.get("cors", [])
+        ]
+        d.bucket_lifecycle[b["name"]] = [
+            {
+                "action": {"type": _one(rule["action"])["type"]},
+                "condition": {
+                    "age": _one(rule["condition"])["age"],
+                    "matchesPrefix": _one(rule["condition"])["matches_prefix"],
+                },
+            }
+            for rule in b.get("lifecycle_rule", [])
         ]
     return d

@@ -16,8 +16,8 @@ INGRESS = {"all": "ALLOW_ALL", "internal-only": "ALLOW_INTERNAL_ONLY"}
 EGRESS = {"private-ranges-only": "PRIVATE_RANGES_ONLY", "all": "ALL_TRAFFIC"}
 # Calls that only read: the lookups inside the deploy's scripts.
 READS = {"describe", "list", "service-agent"}
-# The one bucket update the deploy makes: the media bucket's CORS, the whole list at once.
-CORS_UPDATE = {"project", "cors-file"}
+# The one bucket update the deploy makes: the media bucket's CORS and lifecycle, each whole.
+BUCKET_UPDATE = {"project", "cors-file", "lifecycle-file"}
 
 
 def _split(argv: list[str]) -> tuple[list[str], dict[str, list[str]]]:
@@ -167,10 +167,13 @@ class _Reader:
                 else "inherited",
             }  # fmt: skip
             d.bucket_cors.setdefault(words[3].removeprefix("gs://"), [])
-        elif words[:3] == ["storage", "buckets", "update"] and set(flags) == CORS_UPDATE:
-            # The recorder keeps the file (fake_gcloud.py); gcloud sends its list as the bucket's.
-            rules = json.loads(Path(flags["cors-file"][-1]).read_text())
-            d.bucket_cors[words[3].removeprefix("gs://")] = rules
+            d.bucket_lifecycle.setdefault(words[3].removeprefix("gs://"), [])
+        elif words[:3] == ["storage", "buckets", "update"] and set(flags) == BUCKET_UPDATE:
+            # The recorder keeps the files (fake_gcloud.py); gcloud sends them as the bucket's.
+            bucket = words[3].removeprefix("gs://")
+            d.bucket_cors[bucket] = json.loads(Path(flags["cors-file"][-1]).read_text())
+            lifecycle = json.loads(Path(flags["lifecycle-file"][-1]).read_text())
+            d.bucket_lifecycle[bucket] = lifecycle["rule"]
         else:
             raise AssertionError(f"tests/infra/deployment.py does not know this call: {argv}")
 

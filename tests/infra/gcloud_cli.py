@@ -29,6 +29,7 @@ PROJECT, REGION, CONNECTOR = "demo-project", "europe-west1", "imagegen-connector
 SETTINGS = {
     "bucket": "demo-media",
     "cors-origins": "https://app.example.com,http://localhost:5173",
+    "quarantine-retention-days": "21",
     "db-instance": "demo-pg",
     "db-name": "demo",
     "openai-secret-version": "7",

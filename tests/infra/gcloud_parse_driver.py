@@ -8,8 +8,9 @@ request loads credentials, and that is where this stops it: nothing is sent. A c
 accepted when it gets that far. Run with a throwaway CLOUDSDK_CONFIG without a default
 project, so that a resource gcloud would resolve from the default is rejected here.
 
-A file gcloud reads only once it runs (`--cors-file`) is read here by gcloud's own converter: a
-field it does not know, which gcloud would drop without a word, rejects the command.
+A file gcloud reads only once it runs (`--cors-file`, `--lifecycle-file`) is read here by
+gcloud's own converter: a field it does not know, which gcloud would drop without a word (or
+an invalid lifecycle rule), rejects the command.
 """
 
 import json
@@ -36,12 +37,16 @@ def file_problems(argv: list[str]) -> str:
     """What gcloud's converters find wrong in the files the command names ("" if nothing)."""
     from googlecloudsdk.api_lib.storage.gcs_json import metadata_field_converters
 
-    converters = {"--cors-file=": metadata_field_converters.process_cors}
+    converters = {
+        "--cors-file=": metadata_field_converters.process_cors,
+        "--lifecycle-file=": metadata_field_converters.process_lifecycle,
+    }
     for arg in argv:
         for prefix, convert in converters.items():
             if arg.startswith(prefix):
                 try:
-                    entries = convert(arg[len(prefix) :])
+                    converted = convert(arg[len(prefix) :])
+                    entries = converted if isinstance(converted, list) else [converted]
                 except Exception as error:  # reported as the command's error
                     return f"{prefix}: {error}"
                 unknown = sorted({f for e in entries for f in e.all_unrecognized_fields()})

@@ -68,7 +68,7 @@ def test_gcloud_sets_the_same_rule_for_the_same_origins(signed_headers: set[str]
     rules = storage.bucket_cors(TARGET)
     assert rules == cors.bucket_cors(TARGET.cors_origins)
     assert signed_headers <= _allowed(rules[0]["responseHeader"])
-    command = storage.bucket_cors_command(TARGET)
+    command = storage.bucket_settings_command(TARGET)
     assert command[:2] == ["bash", "-c"] and f"gs://{TARGET.bucket}" in command[2]
     assert json.dumps(rules) in command[2]
     plan = deploy_gcloud.plan(deploy_gcloud.manifest.load(), TARGET, archive=None)

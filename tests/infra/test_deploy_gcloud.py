@@ -86,12 +86,27 @@ def test_the_real_gcloud_accepts_every_call_of_a_deploy(tmp_path: Path, deploys:
     assert len(calls) > 400
     cors_files = [a for call in calls for a in call if a.startswith("--cors-file=")]
     assert len(cors_files) == 4, "one CORS update per deploy"
+    lifecycles = [a for call in calls for a in call if a.startswith("--lifecycle-file=")]
+    assert len(lifecycles) == 4, "the quarantine lifecycle, in the same update"
     # A CORS rule with a misnamed field, which gcloud itself would drop without a word.
     misnamed = tmp_path / "cors.json"
     misnamed.write_text(json.dumps([{"origin": ["https://a.example"], "responseHeaders": []}]))
     bad_cors = ["gcloud", "storage", "buckets", "update", "gs://b", f"--cors-file={misnamed}",
                 f"--project={PROJECT}"]  # fmt: skip
-    rejected = rejections([*calls, BARE_TOPIC, bad_cors], tmp_path / "home")
-    assert list(rejected) == [" ".join(BARE_TOPIC), " ".join(bad_cors)]
+    # A lifecycle rule with a misspelt condition.
+    misspelt = tmp_path / "lifecycle.json"
+    misspelt.write_text(
+        json.dumps(
+            {
+                "rule": [
+                    {"action": {"type": "Delete"}, "condition": {"age": 1, "matchPrefix": ["q/"]}}
+                ]
+            }
+        )
+    )
+    bad_lifecycle = ["gcloud", "storage", "buckets", "update", "gs://b",
+                     f"--lifecycle-file={misspelt}", f"--project={PROJECT}"]  # fmt: skip
+    rejected = rejections([*calls, BARE_TOPIC, bad_cors, bad_lifecycle], tmp_path / "home")
+    assert list(rejected) == [" ".join(c) for c in (BARE_TOPIC, bad_cors, bad_lifecycle)]
     assert "projectsId" in rejected[" ".join(BARE_TOPIC)]
     assert "responseHeaders" in rejected[" ".join(bad_cors)]

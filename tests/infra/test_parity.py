@@ -121,6 +121,18 @@ def test_the_same_bucket_cors_for_the_configured_origins(both) -> None:
     assert {"GET", "PUT"} <= set(rule["method"])
 
 
+def test_the_same_quarantine_lifecycle_on_the_media_bucket(both) -> None:
+    tf, gcloud, _, _ = both
+    bucket = SETTINGS["bucket"]
+    assert gcloud.bucket_lifecycle[bucket] == tf.bucket_lifecycle[bucket] == [
+        {
+            "action": {"type": "Delete"},
+            "condition": {"age": int(SETTINGS["quarantine-retention-days"]),
+                          "matchesPrefix": ["quarantine/"]},
+        }
+    ]  # fmt: skip
+
+
 def test_concurrency_cpu_threads_and_origins_follow_the_manifest(both, m) -> None:
     """Field by field equal, and equal to the manifest: the api serves 250 requests per
     instance on 250 threads and 1 vCPU; a function without `cpu` gets the platform's default."""
@@ -185,3 +197,4 @@ def test_a_rerun_brings_existing_resources_to_the_same_settings(both, deploys: D
     assert again.schedules == tf.schedules
     assert again.functions == tf.functions
     assert again.bucket_cors == {b: rules for b, rules in tf.bucket_cors.items() if rules}
+    assert again.bucket_lifecycle == {b: r for b, r in tf.bucket_lifecycle.items() if r}
