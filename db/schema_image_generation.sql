@@ -194,6 +194,71 @@ ALTER TABLE pending_object_deletions ADD COLUMN IF NOT EXISTS object_generations
     CONSTRAINT pending_object_deletions_object_generations_check
     CHECK (cardinality(object_generations) = cardinality(object_names));
 
+-- Job webhooks (shared/webhooks/): where a job's events go and which ones. Added after the
+-- design's columns, so existing databases get them too.
+ALTER TABLE generation_jobs ADD COLUMN IF NOT EXISTS webhook text
+    CONSTRAINT generation_jobs_webhook_check CHECK (length(webhook) BETWEEN 1 AND 2000);
+ALTER TABLE generation_jobs ADD COLUMN IF NOT EXISTS webhook_events text[]
+    CONSTRAINT generation_jobs_webhook_events_check
+    CHECK (webhook_events <@ ARRAY['started', 'image', 'completed']);
+
+-- Each user's Standard Webhooks signing secret: "whsec_" and 32 random bytes in base64. A
+-- rotation keeps the previous secret until previous_expires_at; deliveries are signed with
+-- both meanwhile.
+CREATE EXTENSION IF NOT EXISTS pgcrypto;
+CREATE TABLE IF NOT EXISTS webhook_secrets (
+    user_id              uuid PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
+    secret               text NOT NULL DEFAULT 'whsec_' || encode(gen_random_bytes(32), 'base64')
+                         CONSTRAINT webhook_secrets_secret_check CHECK (secret LIKE 'whsec\_%'),
+    previous_secret      text,
+    previous_expires_at  timestamptz,
+    created_at           timestamptz NOT NULL DEFAULT now(),
+    rotated_at           timestamptz
+);
+
+-- One message per webhook event of a job (started, an image, a finish): its Standard Webhooks
+-- `webhook-id` is 'msg_' and the id's hex, the same on every attempt. `event_key` is the
+-- domain key that makes recording it idempotent ('started:<started_at>', 'image:<image id>',
+-- 'completed:<finish event id>'); `sequence` counts the job's events in the order they were
+-- recorded, so a receiver can drop a delivery older than one it has.
+CREATE TABLE IF NOT EXISTS webhook_messages (
+    id             uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    job_id         uuid NOT NULL REFERENCES generation_jobs (id) ON DELETE CASCADE,
+    event_key      text NOT NULL,
+    type           text NOT NULL CONSTRAINT webhook_messages_type_check
+                   CHECK (type IN ('generation.started', 'generation.image', 'generation.completed')),
+    sequence       integer NOT NULL CONSTRAINT webhook_messages_sequence_check CHECK (sequence > 0),
+    image_index    smallint,
+    occurred_at    timestamptz NOT NULL,
+    -- pending (being delivered or to be retried), delivered (2xx), failed (a 4xx other than
+    -- 408, 410 and 429, or an address refused), stopped (410: nothing more for this job),
+    -- skipped (not sent: the receiver had stopped the job's deliveries).
+    status         text NOT NULL DEFAULT 'pending' CONSTRAINT webhook_messages_status_check
+                   CHECK (status IN ('pending', 'delivered', 'failed', 'stopped', 'skipped')),
+    attempts       integer NOT NULL DEFAULT 0,
+    -- The claim of the attempt in flight (no two attempts of an event at once).
+    lease_until    timestamptz,
+    created_at     timestamptz NOT NULL DEFAULT now(),
+    updated_at     timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT webhook_messages_job_key_key UNIQUE (job_id, event_key),
+    CONSTRAINT webhook_messages_job_sequence_key UNIQUE (job_id, sequence)
+);
+
+-- Every delivery attempt: one POST, its answer or error, and how long it took.
+CREATE TABLE IF NOT EXISTS webhook_deliveries (
+    id                uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    message_id        uuid NOT NULL REFERENCES webhook_messages (id) ON DELETE CASCADE,
+    job_id            uuid NOT NULL REFERENCES generation_jobs (id) ON DELETE CASCADE,
+    attempt           integer NOT NULL CONSTRAINT webhook_deliveries_attempt_check CHECK (attempt > 0),
+    outcome           text NOT NULL CONSTRAINT webhook_deliveries_outcome_check
+                      CHECK (outcome IN ('delivered', 'retry', 'failed', 'stopped')),
+    status_code       smallint,
+    error             text,
+    latency_ms        integer NOT NULL,
+    created_at        timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT webhook_deliveries_message_attempt_key UNIQUE (message_id, attempt)
+);
+
 -- Indexes: foreign keys, statuses, and the (owner, time, id) keys every list pages by.
 CREATE INDEX IF NOT EXISTS sessions_user_updated_idx
     ON sessions (user_id, updated_at DESC, id DESC);
@@ -234,6 +299,9 @@ CREATE INDEX IF NOT EXISTS pending_object_deletions_due_idx
     ON pending_object_deletions (publish_after);
 CREATE INDEX IF NOT EXISTS generation_job_reference_images_reference_idx
     ON generation_job_reference_images (reference_image_id);
+-- A job's delivery attempts, newest first (GET /v1/generations/{id}/webhook-deliveries).
+CREATE INDEX IF NOT EXISTS webhook_deliveries_job_created_idx
+    ON webhook_deliveries (job_id, created_at DESC, id DESC);
 
 -- Session bookkeeping: every image counts once, and the thumbnail is the session's first
 -- image by (created_at, id), the order the design's example query uses. Each trigger locks the
@@ -311,6 +379,10 @@ CREATE OR REPLACE TRIGGER update_session_on_image_deletion
 
 CREATE OR REPLACE TRIGGER sessions_set_updated_at
     BEFORE UPDATE ON sessions
+    FOR EACH ROW EXECUTE FUNCTION set_updated_at();
+
+CREATE OR REPLACE TRIGGER webhook_messages_set_updated_at
+    BEFORE UPDATE ON webhook_messages
     FOR EACH ROW EXECUTE FUNCTION set_updated_at();
 
 CREATE OR REPLACE TRIGGER generation_jobs_set_updated_at

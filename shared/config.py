@@ -107,6 +107,15 @@ class UsageLimits:
 
 
 @dataclass(frozen=True)
+class WebhookSettings:
+    """Job webhooks (shared/webhooks/, shared/outbound.py). `allow_loopback_http` is the local
+    stack's one relaxation (WEBHOOK_ALLOW_LOOPBACK_HTTP, off unless `make up` turns it on): a
+    receiver on a loopback address, over http or https, on any port."""
+
+    allow_loopback_http: bool = False
+
+
+@dataclass(frozen=True)
 class Settings:
     project: str
     bucket: str
@@ -116,6 +125,7 @@ class Settings:
     topics: Topics = field(default_factory=Topics)
     uploads: UploadLimits = field(default_factory=UploadLimits)
     limits: UsageLimits = field(default_factory=UsageLimits)
+    webhooks: WebhookSettings = field(default_factory=WebhookSettings)
     signed_url_ttl_seconds: int = 900
     cors_origins: tuple[str, ...] = ()
     # Generation jobs (shared/generation/: planning, rendering, sweeper). A job not finished
@@ -322,6 +332,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         ),
         uploads=uploads,
         limits=limits,
+        webhooks=WebhookSettings(allow_loopback_http=r.flag("WEBHOOK_ALLOW_LOOPBACK_HTTP", False)),
         signed_url_ttl_seconds=r.integer("SIGNED_URL_TTL_SECONDS", 900, minimum=60),
         cors_origins=tuple(
             o.strip() for o in (r.text("CORS_ORIGINS", "") or "").split(",") if o.strip()

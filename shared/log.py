@@ -23,6 +23,7 @@ _SECRET_PATTERNS = [
     (re.compile(r"(X-Goog-Signature=)[0-9a-fA-F]+"), r"\1[redacted]"),
     (re.compile(r"(Bearer\s+)[A-Za-z0-9._\-]+"), r"\1[redacted]"),
     (re.compile(r"sk-[A-Za-z0-9_\-]{8,}"), "[redacted]"),
+    (re.compile(r"whsec_[A-Za-z0-9+/=]+"), "whsec_[redacted]"),
 ]
 
 

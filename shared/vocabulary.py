@@ -50,3 +50,10 @@ STYLES = (
 )
 ASPECT_RATIOS = ("1:1", "16:9", "9:16", "4:3", "3:4", "3:2", "2:3")
 REFERENCE_MIME_TYPES = ("image/jpeg", "image/png", "image/webp")
+
+# Job webhooks (shared/webhooks/): the events a job may ask for, the `type` each is sent as
+# (`completed` covers every finished status), a message's states and an attempt's outcomes.
+WEBHOOK_EVENTS = ("started", "image", "completed")
+WEBHOOK_TYPES = ("generation.started", "generation.image", "generation.completed")
+WEBHOOK_MESSAGE_STATUSES = ("pending", "delivered", "failed", "stopped", "skipped")
+WEBHOOK_OUTCOMES = ("delivered", "retry", "failed", "stopped")

@@ -8,20 +8,64 @@ from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import ConfigDict, Field, StringConstraints
+from pydantic import ConfigDict, Field, StringConstraints, model_validator
 
 from shared.generation.parameters import JobParameters
-from shared.vocabulary import GENERATION_METHODS, JOB_STATUSES
+from shared.vocabulary import GENERATION_METHODS, JOB_STATUSES, WEBHOOK_EVENTS
 from shared.web.models import Model
 from shared.web.pagination import PageQuery
 from shared.web.resources import URLS_EXPIRE_AT, GeneratedImage, ReferenceImage, signed_url
 
 MAX_REFERENCE_IMAGES = 8
+MAX_WEBHOOK_LENGTH = 2000
 _UUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 Uuid = Annotated[str, StringConstraints(pattern=_UUID), Field(json_schema_extra={"format": "uuid"})]
 
 
-class GenerationRequest(JobParameters):
+WebhookEvent = Literal[WEBHOOK_EVENTS]  # type: ignore[valid-type]
+
+
+class JobWebhook(Model):
+    """Where a job's events go (shared/webhooks/), and which ones."""
+
+    webhook: (
+        Annotated[
+            str,
+            StringConstraints(max_length=MAX_WEBHOOK_LENGTH, pattern=r"^https?://"),
+            Field(json_schema_extra={"format": "uri"}),
+        ]
+        | None
+    ) = Field(
+        None,
+        description="An absolute https URL (port 443 or 8443) that receives the job's events, "
+        "signed per Standard Webhooks 1.0 (see `webhooks` in this document). A host that is, or "
+        "resolves to, a loopback, private, link-local, carrier-grade NAT, multicast, reserved "
+        "or unspecified address is refused with 400.",
+    )
+    webhook_events: (
+        Annotated[list[WebhookEvent], Field(min_length=1, max_length=len(WEBHOOK_EVENTS))] | None
+    ) = Field(
+        None,
+        description="The events to send (default: all of them): `started`, `image` (each image "
+        "recorded) and `completed` (any finish: completed, failed or cancelled). Only with "
+        "`webhook`.",
+    )
+
+    @model_validator(mode="after")
+    def _events_need_a_webhook(self) -> JobWebhook:
+        if self.webhook_events is not None and self.webhook is None:
+            raise ValueError("webhook_events needs a webhook")
+        return self
+
+    def wanted_events(self) -> list[str] | None:
+        """The events to send, in the vocabulary's order (all by default); None: no webhook."""
+        if self.webhook is None:
+            return None
+        given = set(self.webhook_events or WEBHOOK_EVENTS)
+        return [e for e in WEBHOOK_EVENTS if e in given]
+
+
+class GenerationRequest(JobParameters, JobWebhook):
     """The body of POST /v1/generations."""
 
     model_config = ConfigDict(extra="forbid")
@@ -30,10 +74,12 @@ class GenerationRequest(JobParameters):
     reference_image_ids: Annotated[list[Uuid], Field(max_length=MAX_REFERENCE_IMAGES)] = Field([])
 
     def fingerprint(self) -> str:
-        """A hash of what was asked (ids lower-cased, references as a set): the request_hash."""
+        """A hash of what was asked (ids lower-cased, references and events as sets): the
+        request_hash."""
         fields = self.model_dump(mode="json")
         fields["session_id"] = (self.session_id or "").lower() or None
         fields["reference_image_ids"] = sorted({r.lower() for r in self.reference_image_ids})
+        fields["webhook_events"] = self.wanted_events()
         canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -66,6 +112,8 @@ class JobFields(JobParameters):
     generation_method: Literal[GENERATION_METHODS] | None  # type: ignore[valid-type]
     model_used: str | None
     idempotency_key: str | None
+    webhook: str | None = Field(description="Where the job's events are sent, if anywhere.")
+    webhook_events: list[WebhookEvent] | None = Field(description="The events sent there.")
     started_at: datetime | None
     completed_at: datetime | None
     created_at: datetime

@@ -4,7 +4,8 @@ In (generation-requests): {"job_id": "<uuid>"}. Out (render-requests), one per m
 {"job_id": "<uuid>", "index": <1..number_of_shots>}.
 
 Claim the plan → write `generated_prompt`, set `processing` and `started_at` → publish the
-render messages → mark the job dispatched. A redelivery after a crash anywhere in between
+start (to generation-events, when the job's webhook asks for it) and the render messages →
+mark the job dispatched. A redelivery after a crash anywhere in between
 finishes the plan (the prompt is written once; renders are idempotent per shot); a duplicate
 while another delivery holds the claim is retried later; one after dispatch, or for a
 finished job, is acknowledged.
@@ -113,6 +114,7 @@ def plan(job_id: Any) -> None:
                 return  # cancelled (or taken over) while the prompt was written
         with db.transaction() as conn:
             missing = job_runs.missing_shots(conn, job_id)
+        job_events.publish_started(job)
         topic = config.settings().topics.render_requests
         pubsub.publish_many(topic, [{"job_id": str(job_id), "index": i} for i in missing])
         with db.transaction() as conn:

@@ -6,10 +6,11 @@ Claim the shot → render it from the references' working copies (OpenAI: the ed
 when the job has reference images, so they condition the result; or the Pillow fallback) →
 write the JPEG and its thumbnail under names derived from the job (a retry overwrites, never
 adds) → in one transaction under the job's row lock: record the row, and complete the job if
-this was its last shot → publish the finish event. Concurrent finishing renders serialise on
-the lock, so exactly one sees the last shot. A job finished meanwhile (cancelled, failed), or a
-render that lost its claim (a lapsed lease, a cancel and retry), records nothing, and the
-objects just written are removed unless another render recorded the shot.
+this was its last shot → publish the image (when the job's webhook asks for it) and the finish
+event. Concurrent finishing renders serialise on the lock, so exactly one sees the last shot. A
+job finished meanwhile (cancelled, failed), or a render that lost its claim (a lapsed lease, a
+cancel and retry), records nothing, and the objects just written are removed unless another
+render recorded the shot.
 
 Failure policy: a content-policy refusal or an invalid request fails the job with a clear
 message and its code, and so does a reference that is gone (`reference_missing`) or, registered
@@ -104,6 +105,7 @@ def render_shot(job_id: Any, index: int) -> None:
         )
         return
     log.info(f"shot {index} recorded", action="render.recorded", index=index, method=shot.method)
+    job_events.publish_image(job, index)
     if completed is not None:
         job_events.publish_finished(completed)
 
@@ -227,9 +229,12 @@ def _refused(job_id: Any, index: int) -> None:
         missing = job_runs.missing_shots(conn, job_id) if job else []
     if job is None:
         log.warning("no such job: acknowledged", action="render.missing")
-    elif job["status"] in FINISHED_STATUSES:
-        job_events.flush(job_id)
-    elif job["status"] == "processing" and index in missing:
+        return
+    if job["status"] == "processing" and index in missing:
         raise claims.busy(f"shot {index}")
+    if index <= job["number_of_shots"] and index not in missing:
+        job_events.publish_image(job, index)  # it may be what a crash left unpublished
+    if job["status"] in FINISHED_STATUSES:
+        job_events.flush(job_id)
     else:
         log.info("nothing to render: acknowledged", action="render.duplicate", index=index)

@@ -14,13 +14,13 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from shared import config, db, log, pubsub
+from shared import config, db, log, outbound, pubsub
 from shared.db import ConstraintViolation
 from shared.errors import Conflict, NotFound, Transient
 from shared.generation import job_events
 from shared.generation.models import GenerationRequest, JobFields
 from shared.limits import service as limits
-from shared.queries import generated_images, job_runs, jobs, sessions
+from shared.queries import generated_images, job_runs, jobs, sessions, webhooks
 from shared.vocabulary import FINISHED_STATUSES
 from shared.web import resources
 from shared.web.waits import etag
@@ -33,6 +33,9 @@ def create(
 ) -> tuple[dict[str, Any], bool, dict[str, str]]:
     """Record and queue a job; returns (job, replayed, the RateLimit headers)."""
     fingerprint = request.fingerprint()
+    if request.webhook is not None:
+        allow_loopback_http = config.settings().webhooks.allow_loopback_http
+        outbound.check(request.webhook, allow_loopback_http=allow_loopback_http)
     try:
         with db.transaction() as conn:
             earlier = None
@@ -72,7 +75,11 @@ def _record(
         idempotency_key=key,
         request_hash=fingerprint,
         deadline_seconds=config.settings().job_deadline_seconds,
+        webhook=request.webhook,
+        webhook_events=request.wanted_events(),
     )
+    if request.webhook is not None:
+        webhooks.ensure_secret(conn, user_id=user_id)  # so that every delivery can be signed
     wanted = sorted({r.lower() for r in request.reference_image_ids})
     if wanted:
         linked = jobs.link_references(conn, job_id=job["id"], user_id=user_id, reference_ids=wanted)

@@ -68,6 +68,10 @@ RETURNING *
 
 _EXISTS_OWNED = "SELECT id FROM generated_images WHERE id = :id AND user_id = :user_id"
 
+_AT_INDEX = """
+SELECT * FROM generated_images WHERE generation_job_id = :job_id AND generation_index = :index
+"""
+
 
 def record(conn: Connection, **fields: Any) -> dict[str, Any]:
     """Insert the image of one shot, or return the one already recorded; `created` says which."""
@@ -116,3 +120,7 @@ def delete_finished(conn: Connection, *, image_id: Any, user_id: Any) -> dict[st
 
 def exists_owned(conn: Connection, *, image_id: Any, user_id: Any) -> bool:
     return one(conn, _EXISTS_OWNED, {"id": image_id, "user_id": user_id}) is not None
+
+
+def at_index(conn: Connection, *, job_id: Any, index: int) -> dict[str, Any] | None:
+    return one(conn, _AT_INDEX, {"job_id": job_id, "index": index})

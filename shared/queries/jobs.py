@@ -12,11 +12,13 @@ from shared.db import Connection, execute, one, rows
 _CREATE = """
 INSERT INTO generation_jobs
     (user_id, session_id, prompt, shot_type, camera_angle, style, location, lighting, weather,
-     is_custom_enabled, aspect_ratio, number_of_shots, idempotency_key, request_hash, deadline_at)
+     is_custom_enabled, aspect_ratio, number_of_shots, idempotency_key, request_hash, deadline_at,
+     webhook, webhook_events)
 VALUES
     (:user_id, :session_id, :prompt, :shot_type, :camera_angle, :style, :location, :lighting,
      :weather, :is_custom_enabled, :aspect_ratio, :number_of_shots, :idempotency_key,
-     :request_hash, now() + make_interval(secs => :deadline_seconds))
+     :request_hash, now() + make_interval(secs => :deadline_seconds),
+     :webhook, CAST(:webhook_events AS text[]))
 RETURNING *
 """
 
@@ -49,6 +51,8 @@ def create(
     deadline_seconds: float,
     idempotency_key: str | None = None,
     request_hash: str | None = None,
+    webhook: str | None = None,
+    webhook_events: list[str] | None = None,
 ) -> dict[str, Any]:
     """Record a job `pending`; `parameters` are the job's (every one of them)."""
     row = one(
@@ -61,6 +65,8 @@ def create(
             "idempotency_key": idempotency_key,
             "request_hash": request_hash,
             "deadline_seconds": deadline_seconds,
+            "webhook": webhook,
+            "webhook_events": webhook_events,
         },
     )
     assert row is not None

@@ -81,6 +81,10 @@ def test_statuses_and_vocabularies_match_the_check_constraints(database):
     assert allowed("generation_jobs_generation_method_check") == set(vocabulary.GENERATION_METHODS)
     assert allowed("generated_images_generation_method_check") == set(vocabulary.IMAGE_METHODS)
     assert allowed("reference_images_mime_type_check") == set(vocabulary.REFERENCE_MIME_TYPES)
+    assert allowed("generation_jobs_webhook_events_check") == set(vocabulary.WEBHOOK_EVENTS)
+    assert allowed("webhook_messages_type_check") == set(vocabulary.WEBHOOK_TYPES)
+    assert allowed("webhook_messages_status_check") == set(vocabulary.WEBHOOK_MESSAGE_STATUSES)
+    assert allowed("webhook_deliveries_outcome_check") == set(vocabulary.WEBHOOK_OUTCOMES)
 
 
 def test_job_parameter_defaults_and_bounds_match_the_schema(database):
