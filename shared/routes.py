@@ -11,6 +11,7 @@ from shared.sessions import routes as sessions
 from shared.uploads import routes as uploads
 from shared.web import health
 from shared.web.router import Router
+from shared.webhooks import routes as webhooks
 
 
 @functools.cache
@@ -23,4 +24,5 @@ def router() -> Router:
     gallery.register(table)
     uploads.register(table)
     generation.register(table)
+    webhooks.register(table)
     return table

@@ -2,7 +2,8 @@
 
 Every route's method, path, summary, body, query and response models and error statuses come
 from `shared.routes.router()` (see shared/web/router.py's Route), and the schemas from the same pydantic
-models that validate requests and serialise responses. Never edit openapi/openapi.json by hand:
+models that validate requests and serialise responses; the requests the system sends (job
+webhooks) are its `webhooks`. Never edit openapi/openapi.json by hand:
 
     python -m tools.openapi          # write openapi/openapi.json
     python -m tools.openapi --check  # exit 1 when the committed document is stale
@@ -21,7 +22,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from shared.web.models import ErrorBody
-from shared.web.router import Route, Router, is_uuid_param
+from shared.web.router import Route, Router, Webhook, is_uuid_param
 
 DOCUMENT = Path(__file__).resolve().parent.parent / "openapi" / "openapi.json"
 REF = "#/components/schemas/{model}"
@@ -67,6 +68,7 @@ def _schemas(router: Router) -> tuple[dict[tuple[type[BaseModel], str], Any], di
             wanted.append((route.body, "validation"))
         if isinstance(route.response, type) and issubclass(route.response, BaseModel):
             wanted.append((route.response, "serialization"))
+    wanted += [(webhook.body, "serialization") for webhook in router.webhooks]
     unique = list(dict.fromkeys(wanted))
     refs, top = models_json_schema(unique, ref_template=REF)
     return refs, top.get("$defs", {})
@@ -153,6 +155,34 @@ def _operation(route: Route, refs: dict[tuple[type[BaseModel], str], Any]) -> di
     return operation
 
 
+def _webhook(webhook: Webhook, refs: dict[tuple[type[BaseModel], str], Any]) -> dict[str, Any]:
+    """The POST the system sends: its headers (all sent), body and what the answers mean."""
+    return {
+        "post": {
+            "operationId": webhook.operation_id,
+            "summary": webhook.summary,
+            "description": webhook.description,
+            "parameters": [
+                {
+                    "name": header.name,
+                    "in": "header",
+                    "required": True,
+                    "description": header.description,
+                    "schema": {"type": "string", "maxLength": header.max_length},
+                }
+                for header in webhook.headers
+            ],
+            "requestBody": {
+                "required": True,
+                "content": _json(refs[(webhook.body, "serialization")]),
+            },
+            "responses": {
+                status: {"description": meaning} for status, meaning in webhook.responses.items()
+            },
+        }
+    }
+
+
 def document(router: Router) -> dict[str, Any]:
     """The whole OpenAPI 3.1 document for a route table."""
     refs, schemas = _schemas(router)
@@ -172,6 +202,7 @@ def document(router: Router) -> dict[str, Any]:
             ),
         },
         "paths": paths,
+        "webhooks": {w.name: _webhook(w, refs) for w in router.webhooks},
         "components": {
             "schemas": schemas,
             "securitySchemes": {

@@ -1,5 +1,5 @@
-"""The `api` function's route table: Routes by method and path template, and the Replies of
-their handlers.
+"""The `api` function's route table: Routes by method and path template, the Replies of their
+handlers, and the Webhooks the system sends (documented beside the routes).
 
 Each `Route` also carries what the OpenAPI document says of it (tools/openapi.py reads it): its
 operation id, request and query models, response model and status, extra error statuses.
@@ -32,6 +32,22 @@ class Reply:
 
 
 Handler = Callable[[ApiRequest], Reply]
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """A request the system sends to a URL its user names: an OpenAPI 3.1 `webhooks` entry.
+
+    `headers` are all sent; `responses` says what the receiver's statuses mean ("2XX", "410").
+    """
+
+    name: str
+    operation_id: str
+    body: type[BaseModel]
+    summary: str
+    description: str
+    headers: tuple[Header, ...]
+    responses: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -94,6 +110,11 @@ class Router:
 
     def __init__(self) -> None:
         self.routes: list[Route] = []
+        self.webhooks: list[Webhook] = []
+
+    def add_webhook(self, webhook: Webhook) -> None:
+        """Document a request the system sends (it is no route: nothing here serves it)."""
+        self.webhooks.append(webhook)
 
     def add(
         self,
