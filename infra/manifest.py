@@ -21,6 +21,7 @@ PUBSUB_PUBLISHED = "google.cloud.pubsub.topic.v1.messagePublished"
 OPENAI_SECRET_ID = "openai-api-key"  # noqa: S105 (the secret's name, not its value)
 # Environment variables the functions may read from Secret Manager, and the secret behind each.
 SECRETS = {"OPENAI_API_KEY": OPENAI_SECRET_ID}
+BUCKET_ROLES = ("roles/storage.objectAdmin", "roles/storage.objectViewer")
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,8 @@ class Function:
     publishes: tuple[str, ...] = ()
     secrets: tuple[str, ...] = ()
     signs_urls: bool = False
+    bucket_role: str = BUCKET_ROLES[0]
+    vpc: bool = True
     schedules: tuple[Schedule, ...] = ()
     concurrency: int = 1
     cpu: str | None = None
@@ -154,6 +157,8 @@ _OPTIONAL: dict[str, Any] = {
     "publishes": list,
     "secrets": list,
     "signs_urls": bool,
+    "bucket_role": str,
+    "vpc": bool,
     "schedules": list,
     "concurrency": int,
     "cpu": str,
@@ -215,6 +220,8 @@ def _function(raw: dict[str, Any], topics: set[str], problems: list[str]) -> Fun
     for topic in fields.get("publishes", []):
         if topic not in topics:
             problems.append(f"function {label}: publishes to unknown topic {topic!r}")
+    if fields.get("bucket_role", BUCKET_ROLES[0]) not in BUCKET_ROLES:
+        problems.append(f"function {label}: bucket_role must be one of {BUCKET_ROLES}")
     for secret in fields.get("secrets", []):
         if secret not in SECRETS:
             problems.append(

@@ -38,6 +38,8 @@ def render(m: manifest.Manifest) -> str:
             "signs_urls": f.signs_urls,
             "concurrency": f.concurrency,
             "cpu": f.cpu,
+            "bucket_role": f.bucket_role,
+            "vpc": f.vpc,
         }
         for f in m.functions
     }

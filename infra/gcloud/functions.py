@@ -26,9 +26,10 @@ def env_vars(f: Function, t: Target, m: Manifest) -> dict[str, str]:
     }
 
 
-def _network_flags(t: Target) -> list[str]:
-    """A private-IP database is reached through the connector; private ranges only, as terraform."""
-    if t.connector_path is None:
+def _network_flags(f: Function, t: Target) -> list[str]:
+    """A private-IP database is reached through the connector; private ranges only, as terraform.
+    A function with `vpc = false` (deliver-webhooks) never gets it: the internet only."""
+    if t.connector_path is None or not f.vpc:
         return ["--clear-vpc-connector"]
     return [f"--vpc-connector={t.connector_path}", "--egress-settings=private-ranges-only"]
 
@@ -70,7 +71,7 @@ def deploy_command(f: Function, t: Target, m: Manifest) -> list[str]:
         "--serve-all-traffic-latest-revision",
         # "^;^" switches gcloud's list delimiter, so values may contain commas (gcloud topic escaping).
         "--set-env-vars=^;^" + ";".join(f"{k}={v}" for k, v in env.items()),
-        *_network_flags(t),
+        *_network_flags(f, t),
     ]
     if f.secrets:
         refs = ",".join(

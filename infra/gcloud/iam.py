@@ -60,7 +60,7 @@ def function_grant_commands(m: Manifest, t: Target) -> list[list[str]]:
     for f in m.functions:
         member = f"serviceAccount:{t.sa_email(f.account_id)}"
         bucket = ["storage", "buckets", f"gs://{t.bucket}"]
-        cmds.append(_grant(_binding(bucket, "roles/storage.objectAdmin", t), member))
+        cmds.append(_grant(_binding(bucket, f.bucket_role, t), member))
         for topic in f.publishes:
             topic_resource = ["pubsub", "topics", t.topic_path(topic)]
             cmds.append(_grant(_binding(topic_resource, "roles/pubsub.publisher", t), member))

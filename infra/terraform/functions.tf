@@ -33,8 +33,10 @@ resource "google_cloudfunctions2_function" "functions" {
     available_cpu                    = each.value.cpu
     ingress_settings                 = each.value.trigger == "http" ? "ALLOW_ALL" : "ALLOW_INTERNAL_ONLY"
     all_traffic_on_latest_revision   = true
-    vpc_connector                    = var.vpc_connector
-    vpc_connector_egress_settings    = var.vpc_connector == null ? null : "PRIVATE_RANGES_ONLY"
+    # `vpc = false` (deliver-webhooks): never the connector, so its requests reach the
+    # internet only, never the VPC.
+    vpc_connector                 = each.value.vpc ? var.vpc_connector : null
+    vpc_connector_egress_settings = each.value.vpc && var.vpc_connector != null ? "PRIVATE_RANGES_ONLY" : null
 
     # The variable names of shared/config.py; infra/deploy_gcloud.py sets the same ones
     # (tests/infra/test_consistency.py compares them).

@@ -32,11 +32,11 @@ locals {
   ]...)
 }
 
-# Objects of the media bucket only (nothing project-wide).
+# Objects of the media bucket only (nothing project-wide), with the manifest's role.
 resource "google_storage_bucket_iam_member" "functions_objects" {
   for_each = var.functions
   bucket   = google_storage_bucket.media.name
-  role     = "roles/storage.objectAdmin"
+  role     = each.value.bucket_role
   member   = local.fn_members[each.key]
 }
 

@@ -136,6 +136,8 @@ variable "functions" {
     signs_urls            = bool
     concurrency           = number
     cpu                   = string
+    bucket_role           = string
+    vpc                   = bool
   }))
 }
 

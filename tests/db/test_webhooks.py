@@ -10,14 +10,16 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
 from shared import config, db, routes
-from shared.errors import Transient
+from shared.errors import AppError, Transient
 from shared.events import PubSubMessage
 from shared.generation import job_events, planning, rendering
 from shared.queries import webhooks
@@ -28,6 +30,7 @@ from tests.db import factories as make
 from tests.db import generation_support as support
 from tests.webhook_receiver import HANG, Receiver, verified
 
+ROOT = Path(__file__).resolve().parents[2]
 PUBLIC = "https://8.8.8.8/hooks"  # a literal address: no DNS needed, and never called
 
 
@@ -373,3 +376,41 @@ def test_a_job_delivers_started_each_image_and_completed_in_sequence(cloud, alic
     assert [e["event"] for e in cloud.messages("generation-events", plain["id"], at_least=1)] == [
         "finished"
     ]
+
+
+def test_the_deliverers_database_role_writes_only_delivery_records(
+    cloud, alice, receiver, database, monkeypatch
+):
+    # GIVEN db/roles.sql applied and a login in the deliverer's role (as its IAM user would be)
+    login, password = f"deliverer_{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+    with db.raw_connection() as raw:
+        raw.execute_simple((ROOT / "db" / "roles.sql").read_text())
+        raw.execute_simple(f"CREATE ROLE {login} LOGIN PASSWORD '{password}' IN ROLE app_webhooks")
+    job = job_with(alice, receiver.url)
+    start(job)
+    secret = secret_of(alice)
+    event = started(job["id"])
+    try:
+        # WHEN deliver_webhooks runs as that login
+        parts = urlsplit(database)
+        as_deliverer = parts._replace(netloc=f"{login}:{password}@{parts.hostname}:{parts.port}")
+        monkeypatch.setenv("DATABASE_URL", urlunsplit(as_deliverer))
+        config.settings.cache_clear()
+        db.dispose()
+        delivery.deliver(event)
+        # THEN it delivers, and may not change a job or a secret
+        for statement in (
+            "UPDATE generation_jobs SET prompt = 'changed' WHERE id = :id",
+            "UPDATE webhook_secrets SET secret = 'whsec_x' WHERE user_id = :id",
+        ):
+            with pytest.raises(AppError) as caught, db.transaction() as conn:
+                db.execute(conn, statement, {"id": job["id"]})
+            assert caught.value.__cause__.args[0]["C"] == "42501"  # insufficient_privilege
+    finally:
+        db.dispose()
+        monkeypatch.setenv("DATABASE_URL", database)
+        config.settings.cache_clear()
+        with db.raw_connection() as raw:
+            raw.execute_simple(f"DROP ROLE {login}")
+    (got,) = receiver.wait(1)
+    assert verified(got, secret)["type"] == "generation.started"

@@ -141,7 +141,7 @@ def test_concurrency_cpu_and_threads_follow_the_manifest(m, commands) -> None:
 def test_dead_letters_are_set_for_every_pubsub_function_that_has_one(m, commands) -> None:
     scripts = [c[2] for c in commands if c[:2] == ["bash", "-c"] and "--dead-letter-topic" in c[2]]
     expected = [f for f in m.functions if f.dead_letter_topic]
-    assert len(scripts) == len(expected) == 4
+    assert len(scripts) == len(expected) == 5
     for f, script in zip(expected, scripts, strict=True):
         assert f"gcloud functions describe {f.name} " in script
         assert f"--dead-letter-topic={TARGET.topic_path(f.dead_letter_topic)}" in script
@@ -170,7 +170,7 @@ def test_the_openai_secret_is_named_as_the_code_expects(hcl: dict) -> None:
 def test_only_the_functions_that_call_openai_read_its_key(m) -> None:
     readers = {f.name for f in m.functions if "OPENAI_API_KEY" in f.secrets}
     assert readers == {"plan-generation", "render-image"}
-    assert {f.name for f in m.functions if f.signs_urls} == {"api"}
+    assert {f.name for f in m.functions if f.signs_urls} == {"api", "deliver-webhooks"}
 
 
 def test_connection_budget(m: manifest.Manifest) -> None:
@@ -183,3 +183,25 @@ def test_connection_budget(m: manifest.Manifest) -> None:
 def test_tf_files_are_split_by_concern() -> None:
     names = {p.name for p in TERRAFORM_DIR.glob("*.tf")}
     assert {"functions.tf", "iam.tf", "database.tf", "storage.tf", "pubsub.tf"} <= names
+
+
+def test_bucket_roles_and_vpc_access_follow_the_manifest(m, commands, hcl, tf_function) -> None:
+    tf = json.loads(tfvars.TFVARS.read_text())["functions"]
+    for f in m.functions:
+        member = f"--member=serviceAccount:{TARGET.sa_email(f.account_id)}"
+        grants = [c for c in commands if c[:4] == ["gcloud", "storage", "buckets", "add-iam-policy-binding"] and member in c]  # fmt: skip
+        assert [flags(c)["role"] for c in grants] == [[f.bucket_role]], f.name
+        assert (tf[f.name]["bucket_role"], tf[f.name]["vpc"]) == (f.bucket_role, f.vpc)
+    binding = resources(hcl, "google_storage_bucket_iam_member")["functions_objects"]
+    assert one(binding["role"]) == "${each.value.bucket_role}"
+    service = one(tf_function["service_config"])
+    assert one(service["vpc_connector"]).startswith("${each.value.vpc ? var.vpc_connector : ")
+
+
+def test_deliver_webhooks_holds_the_least(m) -> None:
+    f = m.function("deliver-webhooks")
+    assert (f.trigger, f.topic, f.retry) == ("pubsub", m.topics["generation_events"], True)
+    assert f.dead_letter_topic and f.max_delivery_attempts
+    assert (f.bucket_role, f.vpc) == ("roles/storage.objectViewer", False)
+    assert (f.publishes, f.secrets, f.signs_urls) == ((), (), True)
+    assert [g.name for g in m.functions if not g.vpc] == ["deliver-webhooks"]

@@ -86,6 +86,7 @@ def function_env(config: StackConfig, spec: Manifest, name: str, db_url: str) ->
         AUTH_CERTS_URL=config.certs_url,
         SIGNING_CREDENTIALS_FILE=str(config.signing_credentials),
         CORS_ORIGINS=",".join(config.cors_origins),
+        WEBHOOK_ALLOW_LOOPBACK_HTTP="true",  # the one relaxation: webhook receivers on 127.0.0.1
         K_SERVICE=function.name,
         CLOUD_RUN_TIMEOUT_SECONDS=str(function.timeout_seconds),
         WORKERS="1",
