@@ -18,7 +18,7 @@ from shared import config, db, log, outbound, pubsub
 from shared.db import ConstraintViolation
 from shared.errors import Conflict, NotFound, Transient
 from shared.generation import job_events
-from shared.generation.models import GenerationRequest, JobFields
+from shared.generation.models import GenerationRequest, Job, JobFields
 from shared.limits import service as limits
 from shared.queries import generated_images, job_runs, jobs, sessions, webhooks
 from shared.vocabulary import FINISHED_STATUSES
@@ -26,6 +26,8 @@ from shared.web import resources
 from shared.web.waits import etag
 
 IDEMPOTENCY_INDEX = "generation_jobs_user_idempotency_key_idx"
+# The shape of `job_resource`, GET /v1/generations/{id}'s model, for capabilities that show a job.
+JobResource = Job
 
 
 def create(

@@ -118,7 +118,7 @@ def payload(job_id: Any, message: dict[str, Any]) -> bytes:
         timestamp=message["occurred_at"],
         sequence=message["sequence"],
         image_index=message["image_index"],
-        data=generation.job_resource(job_id),
+        data=generation.JobResource.model_validate(generation.job_resource(job_id)),
     )
     return body.model_dump_json().encode()
 

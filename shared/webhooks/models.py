@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 from uuid import UUID
 
 from pydantic import BaseModel, Field
 
+from shared.generation import service as generation
 from shared.vocabulary import WEBHOOK_MESSAGE_STATUSES, WEBHOOK_OUTCOMES, WEBHOOK_TYPES
 
 
@@ -70,7 +71,7 @@ class WebhookPayload(BaseModel):
         "a lower number, so a receiver may drop a delivery whose number is below one it has."
     )
     image_index: int | None = Field(description="The shot index of a `generation.image`.")
-    data: dict[str, Any] = Field(
+    data: generation.JobResource = Field(
         description="The job as `GET /v1/generations/{id}` shows it when the delivery is made, "
         "images with freshly signed URLs."
     )

@@ -69,3 +69,15 @@ def test_every_url_field_is_documented_as_signed_and_until_when():
         assert until and until.group(1) in schemas[name]["properties"], f"{name}.{prop}"
     canonical = [f"{n}.{p}" for n, p, _ in _properties(document) if p == "gcp_url"]
     assert canonical == [], "canonical addresses stay in the database"
+
+
+def test_the_webhook_is_documented_with_its_signature_headers_and_payload():
+    document = json.loads(openapi.DOCUMENT.read_text(encoding="utf-8"))
+    post = document["webhooks"]["generation-event"]["post"]
+    headers = {p["name"]: p["required"] for p in post["parameters"] if p["in"] == "header"}
+    assert headers == {"webhook-id": True, "webhook-timestamp": True, "webhook-signature": True}
+    schema = post["requestBody"]["content"]["application/json"]["schema"]
+    payload = document["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
+    assert set(payload["required"]) >= {"type", "timestamp", "sequence", "data"}
+    assert payload["properties"]["data"]["$ref"] == "#/components/schemas/Job"
+    assert {"2XX", "410"} <= set(post["responses"])
