@@ -73,28 +73,16 @@ def deliver(event: Event) -> None:
     """Deliver one event (see the module docstring)."""
     with db.transaction() as conn:
         job = jobs.get(conn, event.job_id)
-        if job is None or job["webhook"] is None or event.kind not in (job["webhook_events"] or ()):
-            log.info("no webhook wants this event", action="webhook.unwanted", kind=event.kind)
+        message = _record(conn, job, event) if job else None
+        if job is None or message is None:
+            log.info(
+                "no webhook message for this event", action="webhook.unwanted", kind=event.kind
+            )
             return
-        key, occurred_at = event.key, event.occurred_at
-        if event.kind == "image":
-            image = generated_images.at_index(conn, job_id=job["id"], index=event.index or 0)
-            if image is None:
-                log.info("the image is gone", action="webhook.unwanted", kind=event.kind)
-                return
-            key, occurred_at = f"image:{image['id']}", image["created_at"]
-        message = webhooks.record_message(
-            conn,
-            job_id=job["id"],
-            event_key=str(key),
-            type=f"generation.{event.kind}",
-            image_index=event.index,
-            occurred_at=occurred_at,
-        )
         skipped = webhooks.skip_if_stopped(conn, message["id"])
-        claimed = (
-            None if skipped else webhooks.claim(conn, message["id"], lease_seconds=LEASE_SECONDS)
-        )
+        claimed = None
+        if skipped is None:
+            claimed = webhooks.claim(conn, message["id"], lease_seconds=LEASE_SECONDS)
         secrets = webhooks.signing_secrets(conn, user_id=job["user_id"])
     msg_id = signing.webhook_id(message["id"])
     with log.bind(job_id=str(job["id"]), webhook_id=msg_id):
@@ -102,6 +90,28 @@ def deliver(event: Event) -> None:
             _refused(skipped or message)
             return
         _attempt(job, claimed, msg_id, secrets)
+
+
+def _record(conn: Any, job: dict[str, Any], event: Event) -> dict[str, Any] | None:
+    """The job's webhook message for the event; None if its webhook did not ask for it, or the
+    image is gone."""
+    if job["webhook"] is None or event.kind not in (job["webhook_events"] or ()):
+        return None
+    key, occurred_at = event.key, event.occurred_at
+    if event.kind == "image":
+        image = generated_images.at_index(conn, job_id=job["id"], index=event.index or 0)
+        if image is None:
+            return None
+        key, occurred_at = f"image:{image['id']}", image["created_at"]
+    assert key is not None
+    return webhooks.record_message(
+        conn,
+        job_id=job["id"],
+        event_key=key,
+        type=f"generation.{event.kind}",
+        image_index=event.index,
+        occurred_at=occurred_at,
+    )
 
 
 def _refused(message: dict[str, Any]) -> None:
