@@ -115,7 +115,7 @@ def test_fallback_job_runs_end_to_end(cloud):
     assert session["generated_count"] == 3 and session["thumbnail_url"] == images[0]["gcp_url"]
     (event,) = cloud.messages("generation-events", job["id"], at_least=1)
     assert (event["status"], event["generation_method"]) == ("completed", "fallback")
-    assert event["_attributes"] == {"status": "completed"}
+    assert event["_attributes"] == {"event": "finished", "status": "completed"}
 
 
 def test_openai_job_with_references_goes_to_the_edit_endpoint(fake, cloud):

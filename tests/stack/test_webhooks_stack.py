@@ -143,13 +143,13 @@ def test_a_receiver_answering_410_gets_nothing_more_for_the_job(client, stack):
         )
     finally:
         receiver.close()
+    # The first message sent stops the job; every later one is skipped without a request.
     assert [g.payload()["type"] for g in receiver.received] == ["generation.started"]
-    assert [(m["type"], m["status"]) for m in settled] == [
-        ("generation.started", "stopped"),
-        ("generation.image", "skipped"),
-        ("generation.image", "skipped"),
-        ("generation.completed", "skipped"),
-    ]
+    assert Counter((m["type"], m["status"]) for m in settled) == {
+        ("generation.started", "stopped"): 1,
+        ("generation.image", "skipped"): 2,
+        ("generation.completed", "skipped"): 1,
+    }
     assert [a["outcome"] for a in client.attempts(job["id"])] == ["stopped"]
 
 
