@@ -2,8 +2,9 @@
 whose webhook asks for them, its start and each image recorded. deliver_webhooks reads them
 all (shared/webhooks/); every message names its `event` (also an attribute).
 
-Finish. The UPDATE that finishes a job also takes the publication's lease (`event_lease_until`), so
-only the transition that won publishes, after its commit, and then marks the job published.
+Finish. The UPDATE that finishes a job also takes the publication's lease
+(`event_lease_until`), so only the transition that won publishes, after its commit, and then
+marks the job published.
 If it dies in between (or the publish fails), the lease lapses and `flush` — run by the
 sweeper, and by any handler that meets the finished job — publishes it once. Consumers may
 still see a repeat if a publisher dies between publishing and marking: `event_id` is stable

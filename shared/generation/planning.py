@@ -5,10 +5,9 @@ In (generation-requests): {"job_id": "<uuid>"}. Out (render-requests), one per m
 
 Claim the plan → write `generated_prompt`, set `processing` and `started_at` → publish the
 start (to generation-events, when the job's webhook asks for it) and the render messages →
-mark the job dispatched. A redelivery after a crash anywhere in between
-finishes the plan (the prompt is written once; renders are idempotent per shot); a duplicate
-while another delivery holds the claim is retried later; one after dispatch, or for a
-finished job, is acknowledged.
+mark the job dispatched. A redelivery after a crash anywhere in between finishes the plan (the
+prompt is written once; renders are idempotent per shot); a duplicate while another delivery
+holds the claim is retried later; one after dispatch, or for a finished job, is acknowledged.
 
 The prompt: a deterministic brief built from the prompt and every parameter; with OpenAI
 configured, the text model rewrites it. Prompt enhancement is an embellishment, so a refusal

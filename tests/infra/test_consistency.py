@@ -189,7 +189,8 @@ def test_bucket_roles_and_vpc_access_follow_the_manifest(m, commands, hcl, tf_fu
     tf = json.loads(tfvars.TFVARS.read_text())["functions"]
     for f in m.functions:
         member = f"--member=serviceAccount:{TARGET.sa_email(f.account_id)}"
-        grants = [c for c in commands if c[:4] == ["gcloud", "storage", "buckets", "add-iam-policy-binding"] and member in c]  # fmt: skip
+        bucket_binding = ["gcloud", "storage", "buckets", "add-iam-policy-binding"]
+        grants = [c for c in commands if c[:4] == bucket_binding and member in c]
         assert [flags(c)["role"] for c in grants] == [[f.bucket_role]], f.name
         assert (tf[f.name]["bucket_role"], tf[f.name]["vpc"]) == (f.bucket_role, f.vpc)
     binding = resources(hcl, "google_storage_bucket_iam_member")["functions_objects"]
