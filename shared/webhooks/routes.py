@@ -108,8 +108,8 @@ def rotate_route(request: ApiRequest) -> Reply:
     return Reply(200, _secret(row))
 
 
-def _delivery(row: dict[str, Any]) -> dict[str, Any]:
-    return {**row, "webhook_id": signing.webhook_id(row["message_id"])}
+def _deliveries(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{**row, "webhook_id": signing.webhook_id(row["message_id"])} for row in rows]
 
 
 def deliveries_route(request: ApiRequest) -> Reply:
@@ -120,5 +120,5 @@ def deliveries_route(request: ApiRequest) -> Reply:
         page = webhooks.deliveries(
             conn, job_id=job["id"], limit=query.limit + 1, after=pagination.decode(query.cursor)
         )
-    body = pagination.page(page, query.limit, lambda r: (r["created_at"], r["id"]), _delivery)
+    body = pagination.page(page, query.limit, lambda r: (r["created_at"], r["id"]), _deliveries)
     return Reply(200, body)
