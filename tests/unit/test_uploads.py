@@ -143,6 +143,11 @@ def test_batches_are_full_but_the_last() -> None:
         ({"file_name": "a.jpg", "mime_type": "image/jpeg", "file_size": "5"}, 400, "invalid_input"),
         ({"file_name": "a.jpg", "mime_type": "image/jpeg", "file_size": 0}, 400, "invalid_input"),
         ({"file_name": "", "mime_type": "image/jpeg", "file_size": 5}, 400, "invalid_input"),
+        (  # the document's pattern says so too
+            {"file_name": "a\x00.jpg", "mime_type": "image/jpeg", "file_size": 5},
+            400,
+            "invalid_input",
+        ),
         (
             {"file_name": "a.jpg", "mime_type": "image/jpeg", "file_size": 5, "session_id": "x"},
             400,
