@@ -13,6 +13,9 @@ NAT, multicast, reserved and unspecified addresses, in IPv4 and IPv6; IPv4 carri
 (decimal `2130706433`, octal `0177.0.0.1`, hex `0x7f.1`) is the IPv4 address it spells. Only
 `https` on ports 443 and 8443, unless `allow_loopback_http` (the local stack's one relaxation)
 lets a receiver whose every address is loopback use `http` and any port.
+
+A host is resolved within a deadline (shared/resolver.py): a name service that does not answer
+in time is a Transient error (503), never a request thread held for as long as it hangs.
 """
 
 from __future__ import annotations
@@ -28,13 +31,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import urlsplit
 
+from shared import resolver as names
 from shared.errors import InvalidInput, Transient
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-Resolver = Callable[..., list[tuple[Any, ...]]]
+Resolver = names.Resolver
 Connector = Callable[..., socket.socket]
 PORTS = (443, 8443)
 
@@ -151,13 +154,16 @@ def _literal(host: str) -> IPAddress | None:
 
 
 def addresses(
-    target: Target, allow_loopback_http: bool, resolver: Resolver = socket.getaddrinfo
+    target: Target,
+    allow_loopback_http: bool,
+    resolver: Resolver | None = None,
+    seconds: float | None = None,
 ) -> list[str]:
     """Every address of the target's host, each allowed; else Refused (Transient when the
-    name service did not answer)."""
+    name service did not answer, or not within `seconds`: shared/resolver.py)."""
     if not allow_loopback_http:
         _scheme_and_port(target)
-    found = [target.literal] if target.literal else _resolve(target, resolver)
+    found = [target.literal] if target.literal else _resolve(target, resolver, seconds)
     if allow_loopback_http and all(refusal(a) == "loopback" for a in found):
         return [str(a) for a in found]
     _scheme_and_port(target)
@@ -175,9 +181,9 @@ def _scheme_and_port(target: Target) -> None:
         raise Refused(f"the webhook port must be one of {PORTS}", "port")
 
 
-def _resolve(target: Target, resolver: Resolver) -> list[IPAddress]:
+def _resolve(target: Target, resolver: Resolver | None, seconds: float | None) -> list[IPAddress]:
     try:
-        answers = resolver(target.host, target.port, type=socket.SOCK_STREAM)
+        answers = names.lookup(target.host, target.port, seconds=seconds, resolver=resolver)
     except socket.gaierror as exc:
         if exc.errno == socket.EAI_AGAIN:
             raise Transient(f"resolving {target.host} failed: {exc}") from exc
@@ -188,8 +194,9 @@ def _resolve(target: Target, resolver: Resolver) -> list[IPAddress]:
     return found
 
 
-def check(url: str, *, allow_loopback_http: bool, resolver: Resolver = socket.getaddrinfo) -> None:
-    """The check at creation: Refused (a 400) unless requests may go to `url`."""
+def check(url: str, *, allow_loopback_http: bool, resolver: Resolver | None = None) -> None:
+    """The check at creation: Refused (a 400) unless requests may go to `url`; Transient (a
+    503) when its host's name service does not answer within the lookup deadline."""
     addresses(parse(url), allow_loopback_http, resolver)
 
 
@@ -239,7 +246,7 @@ def post(
     *,
     timeout: float,
     allow_loopback_http: bool,
-    resolver: Resolver = socket.getaddrinfo,
+    resolver: Resolver | None = None,
     connect: Connector = socket.create_connection,
 ) -> Answer:
     """One POST to `url`, checked as the module says, within `timeout` seconds in all; redirects
@@ -247,7 +254,8 @@ def post(
     started = time.monotonic()
     try:
         target = parse(url)
-        checked = addresses(target, allow_loopback_http, resolver)
+        lookup_seconds = min(names.LOOKUP_SECONDS, timeout)
+        checked = addresses(target, allow_loopback_http, resolver, lookup_seconds)
     except Refused as refused:  # a name that stopped resolving is retried, like a lost connection
         permanent = refused.reason != "unresolvable"
         return Answer(None, refused.message, time.monotonic() - started, refused=permanent)

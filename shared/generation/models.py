@@ -11,6 +11,7 @@ from uuid import UUID
 from pydantic import ConfigDict, Field, StringConstraints, model_validator
 
 from shared.generation.parameters import JobParameters
+from shared.resolver import LOOKUP_SECONDS
 from shared.vocabulary import GENERATION_METHODS, JOB_STATUSES, WEBHOOK_EVENTS
 from shared.web.models import Model
 from shared.web.pagination import PageQuery
@@ -40,7 +41,8 @@ class JobWebhook(Model):
         description="An absolute https URL (port 443 or 8443) that receives the job's events, "
         "signed per Standard Webhooks 1.0 (see `webhooks` in this document). A host that is, or "
         "resolves to, a loopback, private, link-local, carrier-grade NAT, multicast, reserved "
-        "or unspecified address is refused with 400.",
+        "or unspecified address is refused with 400; a host whose name service does not answer "
+        f"within {LOOKUP_SECONDS:g} s is a 503 `dns_timeout` to retry.",
     )
     webhook_events: (
         Annotated[list[WebhookEvent], Field(min_length=1, max_length=len(WEBHOOK_EVENTS))] | None

@@ -1,6 +1,7 @@
 """The address check of shared/outbound.py: every refused range in every spelling a URL can
-carry it in, names that resolve inside, and a resolver whose answer changes between the check
-and the connect. Requests go to real servers on 127.0.0.1 (the local relaxation)."""
+carry it in, names that resolve inside, a resolver whose answer changes between the check and
+the connect, and one that hangs. Requests go to real servers on 127.0.0.1 (the local
+relaxation)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,11 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from werkzeug.test import EnvironBuilder
 
-from shared import outbound
+from shared import outbound, resolver, routes
+from shared.web import dispatch
+from tests.apikit import api_env, body, issuer, no_database, signing_key_file  # noqa: F401
 
 # One address of every refused IPv4 range, and the reason the check gives.
 REFUSED_V4 = [
@@ -326,3 +330,97 @@ def test_nothing_listening_is_a_connection_error() -> None:
     )
     assert answer.status is None and "ConnectionRefused" in (answer.error or "")
     assert not answer.refused
+
+
+class Hanging:
+    """A resolver that hangs for `host` (until the test ends) and counts those lookups; any
+    other name goes to `fallback`."""
+
+    def __init__(self, host: str, fallback=None) -> None:
+        self.host = host
+        self.fallback = fallback
+        self.calls = 0
+        self.release = threading.Event()
+
+    def __call__(self, host, port, *args, **kwargs):
+        if host != self.host:
+            return self.fallback(host, port, *args, **kwargs)
+        self.calls += 1
+        self.release.wait(30)
+        raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+
+
+@pytest.fixture
+def hanging() -> Iterator[Hanging]:
+    stub = Hanging("hangs.example.com")
+    yield stub
+    stub.release.set()
+
+
+def test_a_resolver_that_hangs_is_a_503_within_the_lookup_deadline(
+    hanging: Hanging, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(resolver, "LOOKUP_SECONDS", 0.3)
+    started = time.monotonic()
+    with pytest.raises(resolver.LookupTimeout) as caught:
+        outbound.check("https://hangs.example.com/h", allow_loopback_http=False, resolver=hanging)
+    assert time.monotonic() - started < 1
+    assert caught.value.http_status == 503 and caught.value.retryable
+    assert caught.value.code == "dns_timeout" and "hangs.example.com" in caught.value.message
+
+
+def test_hung_lookups_hold_a_bounded_number_of_threads(
+    hanging: Hanging, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN room for two lookups at once, and a resolver that hangs
+    monkeypatch.setattr(resolver, "LOOKUP_SECONDS", 0.2)
+    monkeypatch.setattr(resolver, "_slots", threading.BoundedSemaphore(2))
+    # WHEN four checks of its name are made
+    for _ in range(4):
+        with pytest.raises(resolver.LookupTimeout):
+            outbound.check(
+                "https://hangs.example.com/h", allow_loopback_http=False, resolver=hanging
+            )
+    # THEN two lookups hang on their threads (one each); the other checks waited for room,
+    # and timed out without starting one
+    assert hanging.calls == 2
+    # AND once the hung lookups end, their room serves the next check
+    hanging.release.set()
+    outbound.check(
+        "https://hooks.example.com/x", allow_loopback_http=False, resolver=answers("8.8.4.4")
+    )
+
+
+def test_a_resolver_that_hangs_at_delivery_is_retried_within_the_timeout(hanging: Hanging) -> None:
+    started = time.monotonic()
+    answer = outbound.post(
+        "https://hangs.example.com/h",
+        b"{}",
+        {},
+        timeout=0.5,
+        allow_loopback_http=False,
+        resolver=hanging,
+    )
+    assert answer.status is None and not answer.refused and "longer than" in (answer.error or "")
+    assert time.monotonic() - started < 1.5
+
+
+@pytest.mark.usefixtures("no_database", "api_env")
+def test_the_api_answers_503_when_the_webhooks_name_service_hangs(
+    hanging: Hanging, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN the system resolver hangs for the webhook's host (the lookup deadline as deployed)
+    hanging.fallback = socket.getaddrinfo
+    monkeypatch.setattr(socket, "getaddrinfo", hanging)
+    request = EnvironBuilder(
+        method="POST",
+        path="/v1/generations",
+        json={"prompt": "p", "webhook": "https://hangs.example.com/h"},
+    ).get_request()
+    # WHEN a job names it
+    started = time.monotonic()
+    response = dispatch.dispatch(routes.router(), request, lambda _: {"id": "u"})
+    # THEN the request thread is back within a few seconds with a JSON 503 to retry
+    assert time.monotonic() - started < resolver.LOOKUP_SECONDS + 1 <= 5
+    assert response.status_code == 503 and response.headers["Retry-After"]
+    assert body(response)["error"]["code"] == "dns_timeout"
