@@ -93,6 +93,17 @@ def test_the_api_serves_200_waiters_beside_ordinary_requests() -> None:
     assert api.timeout_seconds >= waits.MAX_WAIT_SECONDS + 30  # a full wait, then the answer
 
 
+def test_the_webhook_sender_waits_on_many_receivers_per_instance() -> None:
+    from shared.webhooks import delivery
+
+    # An attempt is mostly a wait on its receiver (up to its timeout) that holds no database
+    # connection: one instance serves many at once, on a whole vCPU, with a thread each.
+    sender = manifest.load().function("deliver-webhooks")
+    assert sender.concurrency >= 20 and manifest.vcpus(sender.cpu) >= 1
+    assert sender.requests_at_once >= 100
+    assert sender.timeout_seconds >= delivery.LEASE_SECONDS
+
+
 def test_concurrency_needs_a_whole_vcpu(tmp_path: Path) -> None:
     source = manifest.MANIFEST.read_text().replace('cpu = "1"', 'cpu = "0.5"')
     (tmp_path / "functions.toml").write_text(source)
