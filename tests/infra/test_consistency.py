@@ -206,3 +206,10 @@ def test_deliver_webhooks_holds_the_least(m) -> None:
     assert (f.bucket_role, f.vpc) == ("roles/storage.objectViewer", False)
     assert (f.publishes, f.secrets, f.signs_urls) == ((), (), True)
     assert [g.name for g in m.functions if not g.vpc] == ["deliver-webhooks"]
+
+
+def test_no_deployment_relaxes_the_webhook_address_check(m, commands, tf_env) -> None:
+    # WEBHOOK_ALLOW_LOOPBACK_HTTP is the local stack's alone (tools/stack/services.py).
+    assert "WEBHOOK_ALLOW_LOOPBACK_HTTP" not in tf_env
+    for f in m.functions:
+        assert "WEBHOOK_ALLOW_LOOPBACK_HTTP" not in gcloud_env(deploy_of(commands, f.name))

@@ -24,6 +24,7 @@ def test_defaults_and_database_url():
     assert not db.uses_connector
     assert not settings.openai.enabled
     assert settings.openai.image_model == config.DEFAULT_IMAGE_MODEL
+    assert not settings.webhooks.allow_loopback_http  # the local stack's relaxation: off
 
 
 def test_limits_and_moderation_have_defaults_and_are_checked():

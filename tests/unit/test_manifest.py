@@ -104,6 +104,17 @@ def test_the_webhook_sender_waits_on_many_receivers_per_instance() -> None:
     assert sender.timeout_seconds >= delivery.LEASE_SECONDS
 
 
+def test_make_up_turns_on_loopback_receivers_for_every_function(tmp_path: Path) -> None:
+    from tools.stack import services
+    from tools.stack.config import StackConfig
+
+    spec = manifest.load()
+    config = StackConfig.from_env(spec, {"STACK_DIR": str(tmp_path)})
+    for f in spec.functions:
+        env = services.function_env(config, spec, f.name, "postgresql://x")
+        assert env["WEBHOOK_ALLOW_LOOPBACK_HTTP"] == "true", f.name
+
+
 def test_concurrency_needs_a_whole_vcpu(tmp_path: Path) -> None:
     source = manifest.MANIFEST.read_text().replace('cpu = "1"', 'cpu = "0.5"')
     (tmp_path / "functions.toml").write_text(source)
