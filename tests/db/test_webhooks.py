@@ -54,6 +54,12 @@ def alice(cloud):
 
 
 @pytest.fixture
+def bob(cloud):
+    with db.transaction() as conn:
+        return make.user(conn, f"bob-{uuid.uuid4().hex[:6]}")
+
+
+@pytest.fixture
 def receiver():
     server = Receiver()
     yield server
@@ -129,6 +135,24 @@ def test_a_job_stores_and_shows_its_webhook_and_events(cloud, alice):
     assert status == 400 and "needs a webhook" in json.dumps(body)
 
 
+@pytest.mark.parametrize(
+    "webhook",
+    [
+        "https://8.8.8.8/" + "h" * (2000 - len("https://8.8.8.8/") + 1),  # 2,001 characters
+        "/hooks",
+        "ftp://8.8.8.8/hooks",
+        "",
+    ],
+)
+def test_a_webhook_must_be_an_absolute_url_of_at_most_2000_characters(cloud, alice, webhook):
+    status, body, _ = call(
+        alice, "POST", "/v1/generations", {"prompt": "a fox", "webhook": webhook}
+    )
+    assert status == 400, body
+    longest = "https://8.8.8.8/" + "h" * (2000 - len("https://8.8.8.8/"))
+    assert job_with(alice, longest)["webhook"] == longest
+
+
 def test_the_webhook_is_part_of_the_idempotency_fingerprint(cloud, alice):
     key = {"Idempotency-Key": "hook-1"}
     body = {"prompt": "a fox", "webhook": PUBLIC, "webhook_events": ["image", "started"]}
@@ -169,6 +193,13 @@ def test_a_webhook_that_could_reach_inside_is_refused(cloud, alice, monkeypatch,
     assert body["error"]["details"] == {"field": "webhook", "reason": reason}
     with db.transaction() as conn:
         assert db.one(conn, "SELECT count(*) AS n FROM generation_jobs")["n"] == 0
+
+
+def test_the_deliveries_are_listed_to_the_jobs_owner_only(cloud, alice, bob):
+    job = job_with(alice, PUBLIC)
+    assert attempts(alice, job) == []
+    status, body, _ = call(bob, "GET", f"/v1/generations/{job['id']}/webhook-deliveries")
+    assert status == 404 and body["error"]["code"] == "not_found"
 
 
 # ---- The secret -----------------------------------------------------------------------------
