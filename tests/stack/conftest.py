@@ -107,3 +107,18 @@ def stack() -> Iterator[Stack]:
                 os.environ[key] = value
         if down_before:
             run_stack("down", "--only", ",".join(down_before))
+
+
+@pytest.fixture(scope="module")
+def running(stack: Stack) -> Iterator[None]:
+    """The stack, up, for a module that runs after test_stack.py, whose last test stops it.
+    Whatever this fixture starts, it stops again at the module's end."""
+    if http_answers(f"{stack.env['API_URL']}/v1/healthz"):
+        yield
+        return
+    result = run_stack("up")
+    assert result.returncode == 0, result.stdout + result.stderr
+    try:
+        yield
+    finally:
+        run_stack("down")

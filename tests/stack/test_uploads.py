@@ -19,9 +19,8 @@ from tests.stack.conftest import Stack, run_stack
 from tests.stack.generation_support import wait_for
 from tools.pgcluster import connect
 from tools.stack import events
-from tools.stack.procs import http_answers
 
-pytestmark = pytest.mark.stack
+pytestmark = [pytest.mark.stack, pytest.mark.usefixtures("running")]
 VOLATILE = ("id", "gcp_bucket_path", "uploaded_at", "url", "urls_expire_at")
 
 
@@ -65,21 +64,6 @@ def ticketed(caller: Caller, bucket: storage.Bucket, size: int) -> storage.Blob:
 
 def _find(items: list[dict[str, Any]], path: str) -> dict[str, Any] | None:
     return next((i for i in items if i["gcp_bucket_path"] == path), None)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def running(stack: Stack) -> Iterator[None]:
-    """The stack, up: test_stack.py's last test stops it, and this module may run after it.
-    Whatever this fixture starts, it stops again."""
-    if http_answers(f"{stack.env['API_URL']}/v1/healthz"):
-        yield
-        return
-    result = run_stack("up")
-    assert result.returncode == 0, result.stdout + result.stderr
-    try:
-        yield
-    finally:
-        run_stack("down")
 
 
 @pytest.fixture(scope="module")

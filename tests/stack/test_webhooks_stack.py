@@ -17,7 +17,7 @@ from tests.stack.generation_support import wait_for
 from tests.webhook_receiver import HANG, Receiver, verified
 from tools.pgcluster import connect
 
-pytestmark = pytest.mark.stack
+pytestmark = [pytest.mark.stack, pytest.mark.usefixtures("running")]  # after test_stack.py
 
 
 class Client:
