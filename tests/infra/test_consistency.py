@@ -185,7 +185,7 @@ def test_tf_files_are_split_by_concern() -> None:
     assert {"functions.tf", "iam.tf", "database.tf", "storage.tf", "pubsub.tf"} <= names
 
 
-def test_bucket_roles_and_vpc_access_follow_the_manifest(m, commands, hcl, tf_function) -> None:
+def test_bucket_roles_and_vpc_access_follow_the_manifest(m, commands, hcl) -> None:
     tf = json.loads(tfvars.TFVARS.read_text())["functions"]
     for f in m.functions:
         member = f"--member=serviceAccount:{TARGET.sa_email(f.account_id)}"
@@ -195,8 +195,12 @@ def test_bucket_roles_and_vpc_access_follow_the_manifest(m, commands, hcl, tf_fu
         assert (tf[f.name]["bucket_role"], tf[f.name]["vpc"]) == (f.bucket_role, f.vpc)
     binding = resources(hcl, "google_storage_bucket_iam_member")["functions_objects"]
     assert one(binding["role"]) == "${each.value.bucket_role}"
+    tf_function = resources(hcl, "google_cloudfunctions2_function")["functions"]
     service = one(tf_function["service_config"])
     assert one(service["vpc_connector"]).startswith("${each.value.vpc ? var.vpc_connector : ")
+    for f in m.functions:  # (test_parity.py: both paths, with a private-IP database)
+        network = flags(deploy_of(commands, f.name))
+        assert ("clear-vpc-connector" in network) == (not f.vpc or TARGET.connector_path is None)
 
 
 def test_deliver_webhooks_holds_the_least(m) -> None:
@@ -208,8 +212,8 @@ def test_deliver_webhooks_holds_the_least(m) -> None:
     assert [g.name for g in m.functions if not g.vpc] == ["deliver-webhooks"]
 
 
-def test_no_deployment_relaxes_the_webhook_address_check(m, commands, tf_env) -> None:
-    # WEBHOOK_ALLOW_LOOPBACK_HTTP is the local stack's alone (tools/stack/services.py).
-    assert "WEBHOOK_ALLOW_LOOPBACK_HTTP" not in tf_env
+def test_no_deployment_relaxes_the_webhook_address_check(m, commands) -> None:
+    # WEBHOOK_ALLOW_LOOPBACK_HTTP is the local stack's alone (tools/stack/services.py); terraform
+    # sets the same environment as the gcloud script (test_parity.py).
     for f in m.functions:
         assert "WEBHOOK_ALLOW_LOOPBACK_HTTP" not in gcloud_env(deploy_of(commands, f.name))

@@ -165,13 +165,16 @@ def test_the_same_functions_setting_by_setting(both) -> None:
             assert gcloud.functions[name][key] == value, f"{name}: {key}"
 
 
-def test_private_ip_routes_through_the_connector(both) -> None:
+def test_private_ip_routes_through_the_connector(both, m) -> None:
+    """Every function but one with `vpc = false` (deliver-webhooks: the internet only)."""
     _, gcloud, _, private = both
     connector = f"projects/{PROJECT}/locations/{REGION}/connectors/{CONNECTOR}"
-    for f in gcloud.functions.values():
+    for name, f in gcloud.functions.items():
+        routed = private and m.function(name).vpc
         assert f["environment"]["DB_IP_TYPE"] == ("private" if private else "public")
-        assert f["vpc_connector"] == (connector if private else None)
-        assert f["vpc_egress"] == ("PRIVATE_RANGES_ONLY" if private else None)
+        assert f["vpc_connector"] == (connector if routed else None), name
+        assert f["vpc_egress"] == ("PRIVATE_RANGES_ONLY" if routed else None), name
+    assert not m.function("deliver-webhooks").vpc
 
 
 def test_the_same_schedules_sql_users_and_source_bucket(both) -> None:
