@@ -30,6 +30,7 @@ from playwright.sync_api import (
 from tests import imagefactory as make
 from tests.stack.chromium import CHROMIUM, MISSING, allowed_ports
 from tests.stack.conftest import Stack, run_stack
+from tests.webhook_receiver import Receiver
 from tools.demo import reference_photo
 from tools.stack import console as console_server
 from tools.stack.procs import http_answers
@@ -128,13 +129,15 @@ class Console:
     def job_card(self, job_id: str) -> Locator:
         return self.page.locator(f'#job-list li[data-job-id="{job_id}"]')
 
-    def generate(self, **fields: str | int | bool) -> dict[str, Any]:
+    def generate(self, **fields: str | int | bool | list[str]) -> dict[str, Any]:
         """Fill the generation form with `fields` and send it; the job the API answered."""
         form = self.page.locator("#generate")
         for name, value in fields.items():
             field = form.locator(f'[name="{name}"]')
             if isinstance(value, bool):
                 field.set_checked(value)
+            elif isinstance(value, list):  # a multiple select
+                field.select_option(value)
             elif field.evaluate("e => e.tagName") == "SELECT":
                 field.select_option(str(value))
             else:
@@ -327,7 +330,10 @@ def test_a_chosen_file_is_uploaded_multipart_through_the_api(
 
 
 def test_a_four_shot_job_with_every_parameter_is_followed_by_blocking_reads_to_the_gallery(
-    console: Console, stack: Stack, planner_paused: Callable[[], None]
+    console: Console,
+    stack: Stack,
+    planner_paused: Callable[[], None],
+    request: pytest.FixtureRequest,
 ) -> None:
     # GIVEN a session with a reference picked, and the planner stopped: the job stays pending
     page = console.page
@@ -337,6 +343,8 @@ def test_a_four_shot_job_with_every_parameter_is_followed_by_blocking_reads_to_t
     reference = console.reference("lighthouse.jpg")
     reference.get_by_role("checkbox").check()
     expect(page.locator("#picked")).to_contain_text("1 picked")
+    receiver = Receiver()  # on loopback: the stack's one relaxation of the webhook check
+    request.addfinalizer(receiver.close)
 
     # WHEN the person fills in every parameter and generates
     job = console.generate(
@@ -350,6 +358,8 @@ def test_a_four_shot_job_with_every_parameter_is_followed_by_blocking_reads_to_t
         aspect_ratio="16:9",
         number_of_shots=4,
         is_custom_enabled=True,
+        webhook=receiver.url,
+        webhook_events=["image", "completed"],
     )
 
     [posted] = console.answers("POST", re.escape(console.api) + "/v1/generations")
@@ -364,6 +374,8 @@ def test_a_four_shot_job_with_every_parameter_is_followed_by_blocking_reads_to_t
         "aspect_ratio": "16:9",
         "number_of_shots": 4,
         "is_custom_enabled": True,
+        "webhook": receiver.url,
+        "webhook_events": ["image", "completed"],
         "session_id": entry.get_attribute("data-session-id"),
         "reference_image_ids": [reference.get_attribute("data-reference-id")],
     }
@@ -388,6 +400,8 @@ def test_a_four_shot_job_with_every_parameter_is_followed_by_blocking_reads_to_t
     expect(entry).to_contain_text("4 images")
     assert console.images_loaded(f"{entry_selector(entry)} img") == 1
     assert console.images_loaded(f'#job-list li[data-job-id="{job["id"]}"] .shots img') == 4
+    types = [r.payload()["type"] for r in receiver.wait(5, timeout=JOB_SECONDS)]
+    assert sorted(types) == ["generation.completed"] + ["generation.image"] * 4
 
     # AND it was followed by blocking reads, each answered by a change, never by a polling loop
     reads = console.answers("GET", job_url)

@@ -77,9 +77,10 @@ def test_the_form_offers_exactly_the_vocabularies_and_bounds_the_api_accepts() -
     bounds = REQUEST["number_of_shots"]
     assert (int(shots["min"]), int(shots["max"])) == (bounds["minimum"], bounds["maximum"])
     assert int(form.fields["prompt"]["maxlength"]) == REQUEST["prompt"]["maxLength"]
-    for name in ("location", "lighting", "weather"):
+    for name in ("location", "lighting", "weather", "webhook"):
         longest = REQUEST[name]["anyOf"][0]["maxLength"]
         assert int(form.fields[name]["maxlength"]) == longest, name
+    assert form.options["webhook_events"] == list(vocabulary.WEBHOOK_EVENTS)
 
 
 @pytest.fixture

@@ -1,11 +1,14 @@
 // The generation form: every parameter of POST /v1/generations (prompt, shot type, camera angle,
-// style, location, lighting, weather, aspect ratio, number of shots, custom settings) and the
-// references picked in the library, for the selected session. Empty optional fields are left
-// out, so the API's defaults apply; whatever the API refuses comes back as its error, shown.
+// style, location, lighting, weather, aspect ratio, number of shots, custom settings, webhook
+// and its events) and the references picked in the library, for the selected session. Empty
+// optional fields are left out, so the API's defaults apply (no events picked: all of them);
+// whatever the API refuses comes back as its error, shown.
 
 import { act } from "./dom.js";
 
-const OPTIONAL = ["shot_type", "camera_angle", "style", "location", "lighting", "weather"];
+const OPTIONAL = [
+  "shot_type", "camera_angle", "style", "location", "lighting", "weather", "webhook",
+];
 
 export class GenerateForm {
   constructor(api, references, onCreated) {
@@ -34,6 +37,8 @@ export class GenerateForm {
       reference_image_ids: this.references.picked(),
     };
     for (const name of OPTIONAL) if (fields[name].value !== "") body[name] = fields[name].value;
+    const events = [...fields.webhook_events.selectedOptions].map((option) => option.value);
+    if (events.length) body.webhook_events = events;
     if (this.session) body.session_id = this.session.id;
     return body;
   }
