@@ -289,7 +289,7 @@ def test_410_stops_the_jobs_deliveries_and_another_4xx_fails_one(cloud, alice):
         answers["generation.started"] = 400
         delivery.deliver(started(other["id"]))
         for j in (job, other):
-            assert job_events.fail(j["id"], "stopped by the test")
+            assert job_events.fail(j["id"], "stopped by the test", "test")
             (event,) = cloud.messages("generation-events", j["id"], at_least=1)
             delivery.deliver(delivery.event_of(PubSubMessage("m", event)))
         received = receiver.wait(3)
