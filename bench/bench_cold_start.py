@@ -63,6 +63,8 @@ FLOORS: dict[str, tuple[str, ...]] = {
     "purge-objects": (*DB, "google.cloud.storage"),
     # Every task reads the database.
     "maintenance": DB,
+    # Read the job; one that asked for the event: show it (models, signed URLs), sign, POST.
+    "deliver-webhooks": (*DB, MODELS, "google.cloud.storage"),
 }
 HELLO = """import functions_framework
 {imports}
@@ -117,6 +119,15 @@ PROBES = {
     "render-image": _push({"job_id": str(uuid.uuid4()), "index": 1}),
     "purge-objects": _push({"outbox_id": str(uuid.uuid4())}),  # a purge already done
     "maintenance": _push({"task": "sweep_jobs"}),  # on an empty database
+    # the most frequent event: a job's finish (every job's is published), here of one gone
+    "deliver-webhooks": _push(
+        {
+            "event": "finished",
+            "job_id": str(uuid.uuid4()),
+            "finished_at": "2026-12-05T00:00:00+00:00",
+            "event_id": str(uuid.uuid4()),
+        }
+    ),
 }
 
 

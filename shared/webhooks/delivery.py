@@ -28,10 +28,8 @@ from typing import Any
 from shared import config, db, log, outbound
 from shared.errors import InvalidInput, Transient
 from shared.events import PubSubMessage
-from shared.generation import service as generation
 from shared.queries import generated_images, jobs, webhooks
 from shared.webhooks import signing
-from shared.webhooks.models import WebhookPayload
 
 TIMEOUT_SECONDS = 10.0
 # An attempt's claim outlives its request and the writes around it.
@@ -123,6 +121,11 @@ def _refused(message: dict[str, Any]) -> None:
 
 def payload(job_id: Any, message: dict[str, Any]) -> bytes:
     """The JSON body: the message's event and the job as GET /v1/generations/{id} shows it."""
+    # The job's shapes (pydantic) load with the first message sent: most of the events that
+    # arrive are the finishes of jobs that have no webhook (cold start, docs/decisions/0004).
+    from shared.generation import service as generation
+    from shared.webhooks.models import WebhookPayload
+
     body = WebhookPayload(
         type=message["type"],
         timestamp=message["occurred_at"],

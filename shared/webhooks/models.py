@@ -6,13 +6,14 @@ from datetime import datetime
 from typing import Literal
 from uuid import UUID
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from shared.generation import service as generation
 from shared.vocabulary import WEBHOOK_MESSAGE_STATUSES, WEBHOOK_OUTCOMES, WEBHOOK_TYPES
+from shared.web.models import Model
 
 
-class WebhookSecret(BaseModel):
+class WebhookSecret(Model):
     """The caller's signing secret."""
 
     secret: str = Field(
@@ -27,7 +28,7 @@ class WebhookSecret(BaseModel):
     )
 
 
-class WebhookDelivery(BaseModel):
+class WebhookDelivery(Model):
     """One attempt to deliver one of the job's webhook messages."""
 
     id: UUID
@@ -51,12 +52,12 @@ class WebhookDelivery(BaseModel):
     )
 
 
-class WebhookDeliveryPage(BaseModel):
+class WebhookDeliveryPage(Model):
     items: list[WebhookDelivery]
     next_cursor: str | None
 
 
-class WebhookPayload(BaseModel):
+class WebhookPayload(Model):
     """The JSON body of every webhook request."""
 
     type: Literal[WEBHOOK_TYPES] = Field(  # type: ignore[valid-type]
