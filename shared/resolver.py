@@ -38,7 +38,8 @@ def lookup(
     limit = LOOKUP_SECONDS if seconds is None else seconds
     deadline = time.monotonic() + limit
     resolve = resolver or socket.getaddrinfo  # read at call time: a test may stand in for it
-    if not _slots.acquire(timeout=limit):
+    slots = _slots  # the thread gives back the room it took, whatever `_slots` is by then
+    if not slots.acquire(timeout=limit):
         raise LookupTimeout(f"resolving {host} took longer than {limit:g} s; try again")
     outcome: dict[str, Any] = {}
     done = threading.Event()
@@ -49,7 +50,7 @@ def lookup(
         except BaseException as exc:  # handed to the caller, whatever it is
             outcome["error"] = exc
         finally:
-            _slots.release()
+            slots.release()
             done.set()
 
     threading.Thread(target=run, name=f"lookup {host}", daemon=True).start()
