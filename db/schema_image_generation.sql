@@ -259,6 +259,25 @@ CREATE TABLE IF NOT EXISTS webhook_deliveries (
     CONSTRAINT webhook_deliveries_message_attempt_key UNIQUE (message_id, attempt)
 );
 
+-- The image model's limits per OpenAI organisation (not in the design; see
+-- shared/generation/model_slots.py). One row per image call in flight or started within the last
+-- minute, under the token of the shot claim that holds it: in flight until it ends or its lease
+-- lapses (the claim's heartbeat renews both). Admissions count these rows under a lock per
+-- organisation, and delete the ones that no longer count.
+CREATE TABLE IF NOT EXISTS model_calls (
+    token         text PRIMARY KEY,
+    organisation  text NOT NULL,
+    started_at    timestamptz NOT NULL DEFAULT now(),
+    lease_until   timestamptz NOT NULL,
+    ended_at      timestamptz
+);
+
+-- An organisation the model answered 429: nothing is admitted for it before paused_until.
+CREATE TABLE IF NOT EXISTS model_pauses (
+    organisation  text PRIMARY KEY,
+    paused_until  timestamptz NOT NULL
+);
+
 -- Indexes: foreign keys, statuses, and the (owner, time, id) keys every list pages by.
 CREATE INDEX IF NOT EXISTS sessions_user_updated_idx
     ON sessions (user_id, updated_at DESC, id DESC);
@@ -297,6 +316,11 @@ CREATE INDEX IF NOT EXISTS upload_tickets_user_issued_idx
     ON upload_tickets (user_id, issued_at);
 CREATE INDEX IF NOT EXISTS pending_object_deletions_due_idx
     ON pending_object_deletions (publish_after);
+-- An admission's two counts: calls started in the last minute, and calls in flight.
+CREATE INDEX IF NOT EXISTS model_calls_started_idx
+    ON model_calls (organisation, started_at);
+CREATE INDEX IF NOT EXISTS model_calls_in_flight_idx
+    ON model_calls (organisation, lease_until) WHERE ended_at IS NULL;
 CREATE INDEX IF NOT EXISTS generation_job_reference_images_reference_idx
     ON generation_job_reference_images (reference_image_id);
 -- A job's delivery attempts, newest first (GET /v1/generations/{id}/webhook-deliveries).

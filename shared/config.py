@@ -63,9 +63,15 @@ class OpenAISettings:
     moderation_model: str
     timeout_seconds: float
     max_retries: int
-    # On 429/5xx/timeouts that outlast the client's own retries: True renders the shot with the
-    # Pillow fallback (the job's generation_method says so); False lets Pub/Sub retry it.
+    # On 5xx/timeouts that outlast the client's own retries: True renders the shot with the
+    # Pillow fallback (the job's generation_method says so); False lets Pub/Sub retry it. A
+    # rate limit (429) is never rendered with the fallback: the shot waits in its subscription.
     fallback_on_error: bool
+    # The organisation's image limits, shared by every instance through PostgreSQL
+    # (shared/generation/model_slots.py): image calls in flight, and started per minute.
+    organization: str | None = None
+    concurrent_images: int = 1000
+    images_per_minute: int = 2000
 
     @property
     def enabled(self) -> bool:
@@ -283,6 +289,9 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         timeout_seconds=r.number("OPENAI_TIMEOUT_SECONDS", 80.0),
         max_retries=r.integer("OPENAI_MAX_RETRIES", 2),
         fallback_on_error=r.flag("OPENAI_FALLBACK_ON_ERROR", True),
+        organization=r.text("OPENAI_ORGANIZATION"),
+        concurrent_images=r.integer("OPENAI_CONCURRENT_IMAGES", 1000, minimum=1),
+        images_per_minute=r.integer("OPENAI_IMAGES_PER_MINUTE", 2000, minimum=1),
     )
     auth = AuthSettings(
         issuer=r.text("AUTH_ISSUER", f"https://securetoken.google.com/{project}") or "",

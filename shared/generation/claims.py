@@ -4,7 +4,8 @@ A claim is a lease in `generation_jobs.leases` under a key ("plan" or the shot i
 random token, taken by a compare-and-set in shared/queries/job_runs.py. While the work runs a
 heartbeat renews it every third of RENDER_LEASE_SECONDS, so a live holder keeps it however
 long a model call takes, and a killed one loses it that soon after its last beat. A failure
-releases it so the redelivery can claim at once.
+releases it so the redelivery can claim at once. A shot's claim may hold a model slot under the
+same token (shared/generation/model_slots.py): the heartbeat renews it and a release ends it.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 
 from shared import config, db, log
 from shared.errors import AppError, Transient
-from shared.queries import job_runs
+from shared.queries import job_runs, model_calls
 
 
 def new_token() -> str:
@@ -42,6 +43,7 @@ def held(job_id: Any, key: str | int, token: str) -> Iterator[None]:
                     kept = job_runs.renew(
                         conn, job_id=job_id, key=key, token=token, seconds=seconds
                     )
+                    model_calls.renew(conn, token=token, seconds=seconds)
             except AppError as error:
                 log.warning(f"heartbeat failed: {error.message}", action="generation.heartbeat")
                 continue
@@ -62,10 +64,12 @@ def held(job_id: Any, key: str | int, token: str) -> Iterator[None]:
 
 
 def release(job_id: Any, key: str | int, token: str) -> None:
-    """Give the claim up now (best effort: if this fails too, the lease lapses by itself)."""
+    """Give the claim up now, and its model slot (best effort: if this fails too, the leases
+    lapse by themselves)."""
     try:
         with db.transaction() as conn:
             job_runs.release(conn, job_id=job_id, key=key, token=token)
+            model_calls.end(conn, token)
     except AppError as error:
         log.warning(f"claim not released: {error.message}", action="generation.release_failed")
 

@@ -3,8 +3,8 @@ before the prompt enhancer and before any image call (planning.py).
 
 A flagged text raises ContentRefused (code `content_policy`) naming the flagged categories,
 and the job fails at once. A moderation outage that outlasts the client's retries raises
-ModelUnavailable, so the message is retried: a job is never planned unmoderated while OpenAI
-is configured. Without an OpenAI key nothing is moderated (the fallback renderer pays for
+ModelUnavailable (ModelRateLimited for a 429), so the message is retried: a job is never
+planned unmoderated while OpenAI is configured. Without an OpenAI key nothing is moderated (the fallback renderer pays for
 nothing).
 """
 

@@ -7,8 +7,9 @@ defaults (80 s, 2 retries) three attempts and their back-off fit render-image's 
 timeout; the chat call has its own 30 s budget inside plan-generation's 120 s.
 
 Errors leave as ours: `ContentRefused` (the safety system's `moderation_blocked`) and
-`ModelRequestInvalid` (any other 4xx) are permanent; `ModelUnavailable` (429, 5xx, timeouts,
-connection failures after the client's retries) is retryable.
+`ModelRequestInvalid` (any other 4xx) are permanent; `ModelRateLimited` (429
+`rate_limit_exceeded` after the client's retries, with the answer's retry-after) and
+`ModelUnavailable` (5xx, timeouts, connection failures, an exhausted quota) are retryable.
 """
 
 from __future__ import annotations
@@ -20,12 +21,15 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from shared import config
-from shared.errors import AppError, Transient, Unprocessable
+from shared.errors import AppError, RateLimited, Transient, Unprocessable
 
 if TYPE_CHECKING:
     import openai
 
 TEXT_TIMEOUT_SECONDS = 30.0
+# How long a 429 holds the organisation back when its answer names no retry-after, and at most.
+RATE_LIMIT_PAUSE_SECONDS = 10.0
+MAX_RATE_LIMIT_PAUSE_SECONDS = 60.0
 Reference = tuple[str, bytes, str]  # (file name, bytes, content type), as images.edit takes them
 
 _lock = threading.Lock()
@@ -51,6 +55,16 @@ class ModelUnavailable(Transient):
     code = "model_unavailable"
 
 
+class ModelRateLimited(RateLimited):
+    """The organisation's rate limit: wait, do not fall back (see model_slots)."""
+
+    code = "model_rate_limited"
+
+    def __init__(self, message: str, *, pause_seconds: float) -> None:
+        super().__init__(message, retry_after=max(1, round(pause_seconds)))
+        self.pause_seconds = pause_seconds
+
+
 def client() -> openai.OpenAI:
     """The process's client, configured from settings on first use (the library too: jobs
     without OpenAI configured never load it)."""
@@ -63,6 +77,7 @@ def client() -> openai.OpenAI:
                 s = config.settings().openai
                 _client = openai.OpenAI(
                     api_key=s.api_key,
+                    organization=s.organization,
                     base_url=s.base_url,
                     timeout=s.timeout_seconds,
                     max_retries=s.max_retries,
@@ -76,6 +91,10 @@ def translate(exc: openai.OpenAIError) -> AppError:
 
     if isinstance(exc, openai.BadRequestError) and exc.code == "moderation_blocked":
         return ContentRefused("The image service refused the prompt under its content policy.")
+    if isinstance(exc, openai.RateLimitError) and exc.code != "insufficient_quota":
+        return ModelRateLimited(
+            "The image service's rate limit is reached.", pause_seconds=_retry_after(exc)
+        )
     if isinstance(exc, openai.APIConnectionError):  # timeouts included
         return ModelUnavailable(f"The image service did not answer ({type(exc).__name__}).")
     if isinstance(exc, openai.APIStatusError):
@@ -86,6 +105,15 @@ def translate(exc: openai.OpenAIError) -> AppError:
             f"The image service refused the request ({exc.status_code} {detail})."
         )
     return ModelRequestInvalid(f"The image service answered unexpectedly ({type(exc).__name__}).")
+
+
+def _retry_after(exc: openai.APIStatusError) -> float:
+    """The answer's retry-after in seconds (bounded), or the default pause."""
+    try:
+        seconds = float(exc.response.headers.get("retry-after", ""))
+    except ValueError:
+        return RATE_LIMIT_PAUSE_SECONDS
+    return min(max(seconds, 0.0), MAX_RATE_LIMIT_PAUSE_SECONDS)
 
 
 def enhance_prompt(brief: str) -> str | None:

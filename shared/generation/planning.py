@@ -83,7 +83,7 @@ def write_prompt(asked: JobParameters) -> str:
 def _enhanced(text: str, fallback_on_error: bool) -> str:
     try:
         return openai_images.enhance_prompt(text) or text
-    except ModelUnavailable as error:
+    except (ModelUnavailable, openai_images.ModelRateLimited) as error:
         if not fallback_on_error:
             raise
         log.warning(f"prompt enhancement skipped: {error.message}", action="plan.template")

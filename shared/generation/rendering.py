@@ -2,24 +2,26 @@
 
 In (render-requests): {"job_id": "<uuid>", "index": <1..number_of_shots>}.
 
-Claim the shot → render it from the references' working copies (OpenAI: the edit endpoint
-when the job has reference images, so they condition the result; or the Pillow fallback) →
-write the JPEG and its thumbnail under names derived from the job (a retry overwrites, never
-adds) → in one transaction under the job's row lock: record the row, and complete the job if
-this was its last shot → publish the image (when the job's webhook asks for it) and the finish
-event. Concurrent finishing renders serialise on the lock, so exactly one sees the last shot. A
-job finished meanwhile (cancelled, failed), or a render that lost its claim (a lapsed lease, a
-cancel and retry), records nothing, and the objects just written are removed unless another
-render recorded the shot.
+Claim the shot, and with OpenAI a model slot in the same transaction (model_slots: refused, the
+shot waits in its subscription) → render it from the references' working copies (OpenAI: the
+edit endpoint when the job has reference images, so they condition the result; or the Pillow
+fallback) → write the JPEG and its thumbnail under names derived from the job (a retry
+overwrites, never adds) → in one transaction under the job's row lock: end the model call,
+record the row, and complete the job if this was its last shot → publish the image (when the
+job's webhook asks for it) and the finish event. Concurrent finishing renders serialise on the
+lock, so exactly one sees the last shot. A job finished meanwhile (cancelled, failed), or a
+render that lost its claim (a lapsed lease, a cancel and retry), records nothing, and the
+objects just written are removed unless another render recorded the shot.
 
 Failure policy: a content-policy refusal or an invalid request fails the job with a clear
 message and its code, and so does a reference that is gone (`reference_missing`) or, registered
 before working copies existed, past the limits its copy would be made under
 (`reference_unusable`). An OpenAI outage that outlasts the client's retries renders the
-fallback when OPENAI_FALLBACK_ON_ERROR is true, else raises so Pub/Sub retries the shot.
-Anything else (database, storage, a crash) releases the claim and raises: the redelivery renders
-again under the same names; after the subscription's last attempt the sweeper re-drives or
-fails the job.
+fallback when OPENAI_FALLBACK_ON_ERROR is true, else raises so Pub/Sub retries the shot. A rate
+limit (429) pauses the organisation and raises: the shot is retried, never rendered with the
+fallback. Anything else (database, storage, a crash) releases the claim and raises: the
+redelivery renders again under the same names; after the subscription's last attempt the
+sweeper re-drives or fails the job.
 """
 
 from __future__ import annotations
@@ -35,9 +37,16 @@ from PIL import Image
 from shared import config, db, log, storage
 from shared.errors import InvalidInput, NotFound
 from shared.events import PubSubMessage
-from shared.generation import claims, codecs, fallback_renderer, job_events, openai_images
+from shared.generation import (
+    claims,
+    codecs,
+    fallback_renderer,
+    job_events,
+    model_slots,
+    openai_images,
+)
 from shared.generation.parameters import MAX_SHOTS, JobParameters
-from shared.queries import generated_images, job_runs, jobs
+from shared.queries import generated_images, job_runs, jobs, model_calls
 from shared.uploads import service as uploads
 from shared.vocabulary import FINISHED_STATUSES
 
@@ -70,10 +79,11 @@ def shot_of(message: PubSubMessage) -> tuple[uuid.UUID, int]:
 def render_shot(job_id: Any, index: int) -> None:
     """Render and record one shot (see the module docstring)."""
     token = claims.new_token()
+    seconds = claims.lease_seconds()
     with db.transaction() as conn:
-        job = job_runs.claim_shot(
-            conn, job_id=job_id, index=index, token=token, seconds=claims.lease_seconds()
-        )
+        job = job_runs.claim_shot(conn, job_id=job_id, index=index, token=token, seconds=seconds)
+        if job is not None and config.settings().openai.enabled:
+            model_slots.admit(conn, token, seconds)  # ModelBusy rolls the claim back too
     if job is None:
         _refused(job_id, index)
         return
@@ -81,15 +91,15 @@ def render_shot(job_id: Any, index: int) -> None:
         try:
             shot = _produce(job, index)
         except (openai_images.ContentRefused, openai_images.ModelRequestInvalid) as error:
-            job_events.fail(job_id, error.message, error.code)
+            _fail(job_id, index, token, error.message, error.code)
             return
         except NotFound as error:
             message = f"A reference image is no longer available ({error.message})."
-            job_events.fail(job_id, message, "reference_missing")
+            _fail(job_id, index, token, message, "reference_missing")
             return
         except uploads.ImageRejected as error:  # registered before today's limits, and past them
             message = f"A reference image cannot be used ({error.message})."
-            job_events.fail(job_id, message, "reference_unusable")
+            _fail(job_id, index, token, message, "reference_unusable")
             return
         name = storage.generated_object_name(job_id, index, job["created_at"])
         thumbnail = storage.thumbnail_object_name(name)
@@ -108,6 +118,12 @@ def render_shot(job_id: Any, index: int) -> None:
     job_events.publish_image(job, index)
     if completed is not None:
         job_events.publish_finished(completed)
+
+
+def _fail(job_id: Any, index: int, token: str, message: str, code: str) -> None:
+    """Fail the job for good, and give back what the claim held (its model slot)."""
+    job_events.fail(job_id, message, code)
+    claims.release(job_id, index, token)
 
 
 def _references(job: dict[str, Any]) -> list[openai_images.Reference]:
@@ -131,6 +147,9 @@ def _produce(job: dict[str, Any], index: int) -> Shot:
         try:
             data = openai_images.generate_image(job["generated_prompt"], size, references)
             return _decoded(data)
+        except openai_images.ModelRateLimited as limited:
+            model_slots.pause(limited.pause_seconds)
+            raise
         except openai_images.ModelUnavailable as error:
             if not settings.fallback_on_error:
                 raise
@@ -186,6 +205,7 @@ def _record(
     """
     with db.transaction() as conn:
         locked = job_runs.lock(conn, job["id"])
+        model_calls.end(conn, token)  # after the job's lock, as the heartbeat takes them
         if not (
             locked is not None
             and locked["status"] == "processing"

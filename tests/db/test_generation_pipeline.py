@@ -11,9 +11,9 @@ import pytest
 
 from shared import config, db
 from shared.errors import Transient
-from shared.generation import openai_images, planning, rendering, service
+from shared.generation import model_slots, openai_images, planning, rendering, service
 from shared.generation.models import GenerationRequest
-from shared.queries import job_runs, jobs
+from shared.queries import job_runs, jobs, model_calls
 from tests.db import factories as make
 from tests.db import generation_support as support
 from tools.fake_openai import FakeOpenAI
@@ -288,7 +288,7 @@ def test_without_fallback_an_outage_is_retried_by_redelivery(fake, cloud, monkey
     _reconfigure()
     job = submit(number_of_shots=1)
     planning.plan(job["id"])
-    fake.add_faults([{"endpoint": "images", "status": 429, "retry_after": 0}])
+    fake.add_faults([{"endpoint": "images", "status": 503}])
 
     with pytest.raises(openai_images.ModelUnavailable):
         rendering.render_shot(job["id"], 1)
@@ -297,6 +297,60 @@ def test_without_fallback_an_outage_is_retried_by_redelivery(fake, cloud, monkey
     rendering.render_shot(job["id"], 1)
     assert current(job)["status"] == "completed"
     assert [i["generation_method"] for i in images_of(job)] == ["openai"]
+
+
+def image_calls(fake: FakeOpenAI) -> list[dict[str, Any]]:
+    return [c for c in fake.requests() if c["path"].startswith("/v1/images/")]
+
+
+def model_calls_of() -> list[dict[str, Any]]:
+    with db.transaction() as conn:
+        return db.rows(conn, "SELECT * FROM model_calls ORDER BY started_at")
+
+
+def test_a_rate_limit_pauses_the_organisation_and_the_shot_waits_without_fallback(fake, cloud):
+    job = submit(number_of_shots=1)  # OPENAI_FALLBACK_ON_ERROR is on: outages would fall back
+    planning.plan(job["id"])
+    fake.add_faults([{"endpoint": "images", "status": 429, "retry_after": 30}])
+
+    with pytest.raises(openai_images.ModelRateLimited):
+        rendering.render_shot(job["id"], 1)
+    # THEN the shot is back in its subscription: released, nothing rendered, the job alive
+    waiting = current(job)
+    assert waiting["status"] == "processing" and waiting["leases"] == {}
+    assert images_of(job) == [] and cloud.objects(f"generated/{job['id']}/") == []
+    assert [c["ended_at"] is not None for c in model_calls_of()] == [True]
+    # AND every instance holds back while the organisation is paused
+    with pytest.raises(model_slots.ModelBusy):
+        rendering.render_shot(job["id"], 1)
+    assert current(job)["leases"] == {} and len(image_calls(fake)) == 1
+
+    with db.transaction() as conn:  # the retry-after has passed
+        db.execute(conn, "UPDATE model_pauses SET paused_until = now() - interval '1 second'")
+    rendering.render_shot(job["id"], 1)
+    assert current(job)["status"] == "completed"
+    assert [i["generation_method"] for i in images_of(job)] == ["openai"]
+
+
+def test_a_shot_beyond_the_model_limit_waits_in_its_subscription(fake, cloud, monkeypatch):
+    monkeypatch.setenv("OPENAI_CONCURRENT_IMAGES", "1")
+    _reconfigure()
+    job = submit(number_of_shots=2)
+    planning.plan(job["id"])
+    with db.transaction() as conn:  # another instance's call in flight holds the one slot
+        model_slots.admit(conn, "another-instance", 30)
+
+    with pytest.raises(model_slots.ModelBusy) as caught:
+        rendering.render_shot(job["id"], 1)
+    assert caught.value.retryable
+    assert current(job)["leases"] == {} and image_calls(fake) == []  # the claim rolled back too
+
+    with db.transaction() as conn:
+        model_calls.end(conn, "another-instance")
+    rendering.render_shot(job["id"], 1)
+    rendering.render_shot(job["id"], 2)
+    assert current(job)["status"] == "completed"
+    assert all(c["ended_at"] is not None for c in model_calls_of())
 
 
 def test_a_content_policy_refusal_fails_the_job_with_a_clear_message(fake, cloud):

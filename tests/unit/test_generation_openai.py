@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 import uuid
 
+import httpx2
 import openai
 import pytest
 
@@ -80,13 +81,41 @@ def test_a_content_policy_refusal_is_permanent_and_not_retried(fake):
     assert len(fake.requests()) == 1
 
 
-@pytest.mark.parametrize("status", [429, 500, 503])
+@pytest.mark.parametrize("status", [500, 503])
 def test_outages_are_retried_by_the_client_then_unavailable(fake, status):
     fake.add_faults([{"endpoint": "images", "status": status, "times": 2, "retry_after": 0}])
     with pytest.raises(openai_images.ModelUnavailable) as caught:
         openai_images.generate_image("a fox", (1024, 1024), [])
     assert caught.value.retryable
     assert [c["status"] for c in fake.requests()] == [status, status]  # 1 try + 1 retry
+
+
+def test_a_rate_limit_beyond_the_retries_says_how_long_the_organisation_waits(fake):
+    fake.add_faults([{"endpoint": "images", "status": 429, "times": 2, "retry_after": 0.4}])
+    with pytest.raises(openai_images.ModelRateLimited) as caught:
+        openai_images.generate_image("a fox", (1024, 1024), [])
+    assert caught.value.retryable and not isinstance(caught.value, openai_images.ModelUnavailable)
+    assert caught.value.pause_seconds == 0.4
+    assert [c["status"] for c in fake.requests()] == [429, 429]
+
+
+def _rate_limit_error(code: str, retry_after: str | None) -> openai.RateLimitError:
+    headers = {"retry-after": retry_after} if retry_after is not None else {}
+    response = httpx2.Response(
+        429, headers=headers, request=httpx2.Request("POST", "https://api.openai.com/v1/images")
+    )
+    return openai.RateLimitError("limited", response=response, body={"code": code})
+
+
+def test_a_429_pauses_within_bounds_and_an_exhausted_quota_is_an_outage():
+    assert openai_images.translate(
+        _rate_limit_error("rate_limit_exceeded", None)
+    ).pause_seconds == (openai_images.RATE_LIMIT_PAUSE_SECONDS)
+    longest = openai_images.translate(_rate_limit_error("rate_limit_exceeded", "3600"))
+    assert longest.pause_seconds == openai_images.MAX_RATE_LIMIT_PAUSE_SECONDS
+    assert longest.retry_after == round(openai_images.MAX_RATE_LIMIT_PAUSE_SECONDS)
+    quota = openai_images.translate(_rate_limit_error("insufficient_quota", "1"))
+    assert isinstance(quota, openai_images.ModelUnavailable)  # billing: the fallback's case
 
 
 def test_a_timeout_is_unavailable_within_the_configured_budget(fake):
