@@ -65,7 +65,7 @@ class Sampler(threading.Thread):
         while not self.stop.is_set():
             total, listen = conn.run(
                 """SELECT count(*), count(*) FILTER (WHERE query LIKE 'LISTEN%')
-                     FROM pg_stat_activity WHERE application_name = 'imagegen'"""
+                     FROM pg_stat_activity WHERE application_name LIKE 'imagegen%'"""
             )[0]
             self.most, self.listening = max(self.most, total), max(self.listening, listen)
             time.sleep(0.01)

@@ -129,6 +129,7 @@ class Settings:
     openai: OpenAISettings
     auth: AuthSettings
     topics: Topics = field(default_factory=Topics)
+    service: str | None = None  # K_SERVICE: the function's name on Cloud Run and in the stack
     uploads: UploadLimits = field(default_factory=UploadLimits)
     limits: UsageLimits = field(default_factory=UsageLimits)
     webhooks: WebhookSettings = field(default_factory=WebhookSettings)
@@ -324,6 +325,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
     )
     settings = Settings(
         project=project,
+        service=r.text("K_SERVICE"),
         bucket=r.text("BUCKET_NAME", DEFAULT_BUCKET) or DEFAULT_BUCKET,
         database=_database(r),
         openai=openai,

@@ -1,11 +1,14 @@
 """The process's connection pool and its transport.
 
 One pool per process (SQLAlchemy's QueuePool, nothing else of SQLAlchemy), created on first use
-and shared by every thread. The transport follows from configuration: a host means a direct
-pg8000 connection; an instance connection name means the Cloud SQL Python Connector (one
-lazy-refresh Connector per process). A connection idle in the pool for a while is pinged before
-use, so one dropped while idle is replaced unseen. The driver and the pool's library are loaded
-with the pool: a request that never touches the database never loads them.
+and shared by every thread; a transaction checks a connection out and returns it at its end, so
+a request waiting on anything else (a model call) holds none
+(docs/decisions/0009-many-shots-few-connections.md). The transport follows from configuration: a
+host means a direct pg8000 connection; an instance connection name means the Cloud SQL Python
+Connector (one lazy-refresh Connector per process). A connection idle in the pool for a while is
+pinged before use, so one dropped while idle is replaced unseen. Connections are named after the
+function (`imagegen/<K_SERVICE>` in pg_stat_activity). The driver and the pool's library are
+loaded with the pool: a request that never touches the database never loads them.
 """
 
 from __future__ import annotations
@@ -39,6 +42,12 @@ def _startup_params(db: config.DatabaseSettings) -> dict[str, str]:
     return {"options": f"-c statement_timeout={db.statement_timeout_ms}"}
 
 
+def application_name() -> str:
+    """`imagegen`, or `imagegen/<function>` where K_SERVICE names it (pg_stat_activity)."""
+    service = config.settings().service
+    return f"{APPLICATION_NAME}/{service}" if service else APPLICATION_NAME
+
+
 def _connect_direct(db: config.DatabaseSettings) -> pg8000.dbapi.Connection:
     import pg8000.dbapi
 
@@ -49,7 +58,7 @@ def _connect_direct(db: config.DatabaseSettings) -> pg8000.dbapi.Connection:
         port=db.port,
         database=db.name,
         timeout=10,
-        application_name=APPLICATION_NAME,
+        application_name=application_name(),
         startup_params=_startup_params(db),
     )
 
@@ -76,7 +85,7 @@ def _connect_cloud_sql(db: config.DatabaseSettings) -> pg8000.dbapi.Connection:
         db=db.name,
         enable_iam_auth=db.iam_auth,
         ip_type=db.ip_type,
-        application_name=APPLICATION_NAME,
+        application_name=application_name(),
         startup_params=_startup_params(db),
     )
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from shared import db
+from shared import config, db
 from shared.db import ConstraintViolation, connections, statements
 from shared.errors import AppError, Transient
 from tools.pgcluster import connect
@@ -129,3 +129,20 @@ def test_parameters_are_numbered_once_and_casts_left_alone():
     text, names = statements._numbered("SELECT :a, :b::int, CAST(:a AS text), x::jsonb, '{}'")
     assert text == "SELECT $1, $2::int, CAST($1 AS text), x::jsonb, '{}'"
     assert names == ("a", "b")
+
+
+def test_connections_carry_the_function_name_in_pg_stat_activity(database, monkeypatch):
+    monkeypatch.setenv("K_SERVICE", "render-image")
+    config.settings.cache_clear()
+    db.dispose()
+    try:
+        with db.transaction() as conn:
+            mine = db.one(
+                conn,
+                "SELECT application_name FROM pg_stat_activity WHERE pid = pg_backend_pid()",
+            )
+    finally:
+        monkeypatch.undo()
+        config.settings.cache_clear()
+        db.dispose()
+    assert mine == {"application_name": "imagegen/render-image"}

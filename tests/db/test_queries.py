@@ -132,7 +132,7 @@ def test_pool_serves_many_threads_with_few_connections(database, monkeypatch):
         with db.transaction() as conn:
             count = db.one(
                 conn,
-                "SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = 'imagegen'"
+                "SELECT count(*) AS n FROM pg_stat_activity WHERE application_name LIKE 'imagegen%'"
                 " AND datname = current_database()",
             )["n"]
             with lock:
