@@ -93,9 +93,36 @@ class HoldSubscription:
 
 
 @dataclass(frozen=True)
-class Manifest:
-    """The whole file: APIs, database budget, topics, dead-letter holds and functions."""
+class Capacity:
+    """What the render fleet is sized for, and what its shots cost the database."""
 
+    shots_in_flight: int
+    shot_seconds: float
+    transaction_seconds_per_shot: float
+    safety_factor: float
+
+    def transactions(self, shots: int) -> float:
+        """Peak concurrent transactions of `shots` in flight: each spends
+        transaction_seconds_per_shot of its shot_seconds in transactions, times the safety
+        factor (bursts: a wave of claims at once, slow round trips)."""
+        return shots * self.transaction_seconds_per_shot / self.shot_seconds * self.safety_factor
+
+
+@dataclass(frozen=True)
+class ModelLimits:
+    """The OpenAI organisation's image limits, shared by every instance through PostgreSQL."""
+
+    concurrent_images: int
+    images_per_minute: int
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """The whole file: APIs, capacity, model limits, database budget, topics, dead-letter holds
+    and functions."""
+
+    capacity: Capacity
+    model_limits: ModelLimits
     functions: tuple[Function, ...]
     topics: dict[str, str]
     max_connections: int
@@ -257,6 +284,19 @@ def _dead_letter_hold(raw: dict[str, Any], problems: list[str]) -> HoldSubscript
     return HoldSubscription(**{key: hold.get(key, 0) for key in limits})
 
 
+def _numbers(raw: dict[str, Any], table: str, kinds: dict[str, Any], problems: list[str]) -> dict:
+    """The positive numbers of one table, each of its kind (int, or int or float)."""
+    values = raw.get(table, {})
+    for key, kind in kinds.items():
+        value = values.get(key)
+        if isinstance(value, bool) or not isinstance(value, kind) or value <= 0:
+            problems.append(f"[{table}] {key} must be a positive number, got {value!r}")
+    unknown = set(values) - set(kinds)
+    if unknown:
+        problems.append(f"[{table}] unknown keys {sorted(unknown)}")
+    return {key: values.get(key) for key in kinds}
+
+
 def load(path: Path = MANIFEST) -> Manifest:
     """Read and validate the manifest; raise ValueError listing every problem."""
     raw = tomllib.loads(path.read_text())
@@ -264,6 +304,19 @@ def load(path: Path = MANIFEST) -> Manifest:
     problems: list[str] = []
     apis = _apis(raw, problems)
     dead_letter_hold = _dead_letter_hold(raw, problems)
+    number = (int, float)
+    capacity = _numbers(
+        raw,
+        "capacity",
+        {
+            "shots_in_flight": int,
+            "shot_seconds": number,
+            "transaction_seconds_per_shot": number,
+            "safety_factor": number,
+        },
+        problems,
+    )
+    limits = _numbers(raw, "openai", {"concurrent_images": int, "images_per_minute": int}, problems)
     functions = [_function(f, set(topics.values()), problems) for f in raw.get("functions", [])]
     loaded = [f for f in functions if f]
     if len({f.name for f in loaded}) != len(loaded):
@@ -274,6 +327,8 @@ def load(path: Path = MANIFEST) -> Manifest:
         raise ValueError(f"{path}: " + "; ".join(problems))
     database = raw.get("database", {})
     return Manifest(
+        capacity=Capacity(**capacity),
+        model_limits=ModelLimits(**limits),
         functions=tuple(loaded),
         topics=topics,
         max_connections=int(database.get("max_connections", 100)),

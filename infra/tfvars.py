@@ -54,6 +54,10 @@ def render(m: manifest.Manifest) -> str:
             "message_retention_seconds": m.dead_letter_hold.message_retention_seconds,
             "ack_deadline_seconds": m.dead_letter_hold.ack_deadline_seconds,
         },
+        "model_limits": {
+            "concurrent_images": m.model_limits.concurrent_images,
+            "images_per_minute": m.model_limits.images_per_minute,
+        },
         "functions": functions,
         "topics": m.topics,
         "schedules": schedules,

@@ -20,6 +20,8 @@ def env_vars(f: Function, t: Target, m: Manifest) -> dict[str, str]:
         "DB_POOL_SIZE": str(f.pool_size),
         "THREADS": str(f.concurrency),  # Cloud Functions: threads = concurrency for Python
         **{f"TOPIC_{key.upper()}": topic for key, topic in m.topics.items()},
+        "OPENAI_CONCURRENT_IMAGES": str(m.model_limits.concurrent_images),
+        "OPENAI_IMAGES_PER_MINUTE": str(m.model_limits.images_per_minute),
         "CORS_ORIGINS": ",".join(t.cors_origins),
         "AUTH_ISSUER": t.auth_issuer,
         "AUTH_AUDIENCE": t.auth_audience,

@@ -55,6 +55,8 @@ resource "google_cloudfunctions2_function" "functions" {
       TOPIC_GENERATION_EVENTS   = google_pubsub_topic.topics[var.topics.generation_events].name
       TOPIC_OBJECT_DELETIONS    = google_pubsub_topic.topics[var.topics.object_deletions].name
       TOPIC_MAINTENANCE         = google_pubsub_topic.topics[var.topics.maintenance].name
+      OPENAI_CONCURRENT_IMAGES  = tostring(var.model_limits.concurrent_images)
+      OPENAI_IMAGES_PER_MINUTE  = tostring(var.model_limits.images_per_minute)
       CORS_ORIGINS              = join(",", var.cors_origins)
       AUTH_ISSUER               = var.auth_issuer
       AUTH_AUDIENCE             = var.auth_audience

@@ -141,6 +141,14 @@ variable "functions" {
   }))
 }
 
+variable "model_limits" {
+  description = "The OpenAI organisation's image limits, which every instance shares through PostgreSQL (OPENAI_CONCURRENT_IMAGES, OPENAI_IMAGES_PER_MINUTE)."
+  type = object({
+    concurrent_images = number
+    images_per_minute = number
+  })
+}
+
 variable "topics" {
   description = "The manifest's topics (key = config name, value = topic name)."
   type        = map(string)

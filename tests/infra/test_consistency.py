@@ -119,6 +119,18 @@ def test_each_function_gets_its_pool_size_and_database_user(m, commands) -> None
         assert {env[f"TOPIC_{k.upper()}"] for k in m.topics} == set(m.topics.values())
 
 
+def test_every_function_gets_the_manifests_model_limits(m, commands) -> None:
+    limits = m.model_limits
+    for f in m.functions:
+        env = gcloud_env(deploy_of(commands, f.name))
+        assert env["OPENAI_CONCURRENT_IMAGES"] == str(limits.concurrent_images)
+        assert env["OPENAI_IMAGES_PER_MINUTE"] == str(limits.images_per_minute)
+    assert json.loads(tfvars.TFVARS.read_text())["model_limits"] == {
+        "concurrent_images": limits.concurrent_images,
+        "images_per_minute": limits.images_per_minute,
+    }
+
+
 def test_the_environment_names_are_ones_the_config_reads(m) -> None:
     config = (manifest.ROOT / "shared" / "config.py").read_text()
     read = set(re.findall(r'"([A-Z][A-Z0-9_]+)"', config))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,38 @@ def test_every_event_function_that_retries_ends_poison_in_a_dead_letter_topic() 
 def test_connection_budget_leaves_room_for_operators() -> None:
     spec = manifest.load()
     assert spec.connections_used() <= spec.max_connections - spec.reserved_connections
+
+
+def test_the_render_fleet_holds_the_target_shots_on_a_few_connections() -> None:
+    spec = manifest.load()
+    render, capacity = spec.function("render-image"), spec.capacity
+    assert render.requests_at_once >= capacity.shots_in_flight == 1000
+    # Each instance's pool carries the transactions of its shots in flight at their peak...
+    assert render.pool_size >= math.ceil(capacity.transactions(render.concurrency))
+    # ...so the fleet's connections follow its transactions, not its shots: one connection per
+    # shot in flight (today's concurrency 1) would need the target's thousand.
+    fleet = render.max_instances * render.connections
+    assert math.ceil(capacity.transactions(capacity.shots_in_flight)) <= fleet <= 10
+    assert capacity.shots_in_flight > spec.connections_available()
+    assert spec.connections_used() <= spec.connections_available()
+
+
+def test_the_model_limits_admit_the_target_shots() -> None:
+    spec = manifest.load()
+    limits, capacity = spec.model_limits, spec.capacity
+    assert limits.concurrent_images >= capacity.shots_in_flight
+    assert limits.images_per_minute >= capacity.shots_in_flight * 60 / capacity.shot_seconds
+
+
+def test_capacity_and_limits_must_be_positive_numbers(tmp_path: Path) -> None:
+    source = manifest.MANIFEST.read_text()
+    source = source.replace("safety_factor = 3 ", "safety_factor = 0 ")
+    source = source.replace("images_per_minute = 2000", 'images_per_minute = "2000"')
+    (tmp_path / "functions.toml").write_text(source)
+    with pytest.raises(ValueError) as caught:
+        manifest.load(tmp_path / "functions.toml")
+    assert "[capacity] safety_factor must be a positive number, got 0" in str(caught.value)
+    assert "[openai] images_per_minute must be a positive number" in str(caught.value)
 
 
 def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:

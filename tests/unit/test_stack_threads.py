@@ -45,4 +45,11 @@ def test_an_event_function_takes_every_push_its_instances_would_and_answers_prob
         at_once = pushed.get(f.name) or finalized[f.name]
         assert at_once == f.max_instances * f.concurrency, f.name
         assert threads(config, f.name) == at_once + 1, f.name
-    assert pushed["render-image"] == 20  # a 20-shot job renders every shot at once
+    # the manifest's 1,000 shots in flight (4 instances x 250) render at once
+    assert pushed["render-image"] == SPEC.capacity.shots_in_flight == 1000
+
+
+def test_each_function_gets_its_pool(config: StackConfig) -> None:
+    for f in SPEC.functions:
+        env = function_env(config, SPEC, f.name, "postgresql://localhost/x")
+        assert env["DB_POOL_SIZE"] == str(f.pool_size), f.name
