@@ -108,12 +108,21 @@ def port_answers(port: int, host: str = "127.0.0.1") -> bool:
 
 
 class Cluster:
-    """One cluster in a folder: data/, postgres.log and the superuser's password."""
+    """One cluster in a folder: data/, postgres.log and the superuser's password; `settings`
+    are server settings (`-c name=value`) over the defaults, e.g. {"max_connections": "40"}."""
 
-    def __init__(self, root: Path, port: int, *, durable: bool = True) -> None:
+    def __init__(
+        self,
+        root: Path,
+        port: int,
+        *,
+        durable: bool = True,
+        settings: dict[str, str] | None = None,
+    ) -> None:
         self.root = resolve_root(root)
         self.port = port
         self.durable = durable
+        self.settings = {"max_connections": "200", **(settings or {})}
         self.data = self.root / "data"
         self.log = self.root / "postgres.log"
 
@@ -158,7 +167,7 @@ class Cluster:
             f"-p {self.port}",
             "-c listen_addresses=127.0.0.1",
             f"-c unix_socket_directories={self.root}",
-            "-c max_connections=200",
+            *(f"-c {name}={value}" for name, value in self.settings.items()),
         ]
         if not self.durable:
             options += ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"]

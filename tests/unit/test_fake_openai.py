@@ -333,6 +333,7 @@ def test_concurrent_requests_wait_in_parallel(fake):
 
     assert all(response.data for response in responses)
     assert elapsed < 3.0
+    assert fake.stats() == {"in_flight": 0, "peak_in_flight": 10}
 
 
 @pytest.mark.parametrize("key", [None, "", "Basic dGVzdA=="])
@@ -367,8 +368,10 @@ def test_control_api(fake):
     [record] = requests.get(f"{control}/requests", timeout=10).json()["requests"]
     assert (record["model"], record["size"], record["status"]) == (MODEL, "256x256", 503)
 
+    stats = requests.get(f"{control}/stats", timeout=10).json()
+    assert stats == {"in_flight": 0, "peak_in_flight": 1}
     assert requests.post(f"{control}/reset", timeout=10).status_code == 200
-    assert fake.requests() == []
+    assert fake.requests() == [] and fake.stats() == {"in_flight": 0, "peak_in_flight": 0}
     started = time.monotonic()
     generate(fake)
     assert time.monotonic() - started < 0.5

@@ -13,7 +13,9 @@ exist on ``FakeOpenAI``, server.py):
   "moderation_blocked"|"timeout", "status": 400|429|500|503, "times": 1,
   "retry_after": 0.1, "seconds": 3.0}]``: faults queued in order, each answered to the next
   ``times`` calls of its endpoint (a timeout sleeps ``seconds``, then answers);
-* ``GET /_fake/requests``: the recorded model calls; ``POST /_fake/reset``: forget all.
+* ``GET /_fake/requests``: the recorded model calls; ``GET /_fake/stats``: model calls in
+  flight now and at most since the last reset (``{"in_flight": n, "peak_in_flight": m}``);
+  ``POST /_fake/reset``: forget all.
 
 Markers in a prompt, for callers sharing one fake process: in an image prompt
 ``[fake:moderation]`` (400 ``moderation_blocked``), ``[fake:500]``, ``[fake:429]`` (every

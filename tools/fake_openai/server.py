@@ -80,6 +80,7 @@ class FakeOpenAI:
         self._latency = 0.0
         self._faults: list[Fault] = []
         self._records: list[dict[str, Any]] = []
+        self._in_flight = self._peak_in_flight = 0
         self._server = _Server((host, port), self, log_requests)
         self._thread: threading.Thread | None = None
 
@@ -137,12 +138,18 @@ class FakeOpenAI:
         with self._lock:
             return json.loads(json.dumps(self._records))
 
+    def stats(self) -> dict[str, int]:
+        """Model calls in flight now, and the most at once since the last reset."""
+        with self._lock:
+            return {"in_flight": self._in_flight, "peak_in_flight": self._peak_in_flight}
+
     def reset(self) -> None:
-        """Forget latency, pending faults and recorded requests."""
+        """Forget latency, pending faults, recorded requests and the peak of calls in flight."""
         with self._lock:
             self._latency = 0.0
             self._faults.clear()
             self._records.clear()
+            self._peak_in_flight = self._in_flight
 
     # What the endpoints use.
     def note(self, record: dict[str, Any], **values: Any) -> None:
@@ -193,6 +200,8 @@ class FakeOpenAI:
             match route:
                 case ("GET", "/_fake/requests"):
                     return {"requests": self.requests()}
+                case ("GET", "/_fake/stats"):
+                    return self.stats()
                 case ("POST", "/_fake/reset"):
                     self.reset()
                     return {"reset": True}
@@ -214,12 +223,17 @@ class FakeOpenAI:
         }
         with self._lock:
             self._records.append(record)
+            self._in_flight += 1
+            self._peak_in_flight = max(self._peak_in_flight, self._in_flight)
         try:
             authorize(headers)
             answer = MODEL_ROUTES[route](self, headers, body, record)
         except ApiError as error:
             self.note(record, status=error.status)
             raise
+        finally:
+            with self._lock:
+                self._in_flight -= 1
         self.note(record, status=200)
         return answer
 
