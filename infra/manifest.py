@@ -62,6 +62,7 @@ class Function:
     concurrency: int = 1
     cpu: str | None = None
     listens: bool = False
+    pool_timeout_seconds: float = 10.0
 
     @property
     def connections(self) -> int:
@@ -190,6 +191,7 @@ _OPTIONAL: dict[str, Any] = {
     "concurrency": int,
     "cpu": str,
     "listens": bool,
+    "pool_timeout_seconds": (int, float),
 }
 # Requests per instance above 1 need at least one vCPU (Cloud Functions' rule), and Cloud Run
 # takes at most 1000.

@@ -32,6 +32,7 @@ def render(m: manifest.Manifest) -> str:
             "memory": f.memory,
             "max_instances": f.max_instances,
             "pool_size": f.pool_size,
+            "pool_timeout_seconds": f.pool_timeout_seconds,
             "retry": f.retry,
             "publishes": list(f.publishes),
             "secrets": list(f.secrets),

@@ -18,6 +18,7 @@ def env_vars(f: Function, t: Target, m: Manifest) -> dict[str, str]:
         "DB_IAM_AUTH": "true",
         "DB_IP_TYPE": t.db_ip_type,
         "DB_POOL_SIZE": str(f.pool_size),
+        "DB_POOL_TIMEOUT_SECONDS": f"{f.pool_timeout_seconds:g}",
         "THREADS": str(f.concurrency),  # Cloud Functions: threads = concurrency for Python
         **{f"TOPIC_{key.upper()}": topic for key, topic in m.topics.items()},
         "OPENAI_CONCURRENT_IMAGES": str(m.model_limits.concurrent_images),

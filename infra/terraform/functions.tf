@@ -49,6 +49,7 @@ resource "google_cloudfunctions2_function" "functions" {
       DB_IAM_AUTH               = "true"
       DB_IP_TYPE                = local.db_ip_type
       DB_POOL_SIZE              = tostring(each.value.pool_size)
+      DB_POOL_TIMEOUT_SECONDS   = tostring(each.value.pool_timeout_seconds)
       THREADS                   = tostring(each.value.concurrency)
       TOPIC_GENERATION_REQUESTS = google_pubsub_topic.topics[var.topics.generation_requests].name
       TOPIC_RENDER_REQUESTS     = google_pubsub_topic.topics[var.topics.render_requests].name

@@ -130,6 +130,7 @@ variable "functions" {
     memory                = string
     max_instances         = number
     pool_size             = number
+    pool_timeout_seconds  = number
     retry                 = bool
     publishes             = list(string)
     secrets               = list(string)

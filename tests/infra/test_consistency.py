@@ -79,6 +79,7 @@ def test_terraform_gets_every_manifest_function_with_its_settings(m: manifest.Ma
         assert (v["timeout_seconds"], v["memory"], v["max_instances"], v["pool_size"]) == (
             f.timeout_seconds, f.memory, f.max_instances, f.pool_size,
         )  # fmt: skip
+        assert v["pool_timeout_seconds"] == f.pool_timeout_seconds
         assert (v["dead_letter_topic"], v["max_delivery_attempts"]) == (
             f.dead_letter_topic, f.max_delivery_attempts,
         )  # fmt: skip
@@ -115,6 +116,7 @@ def test_each_function_gets_its_pool_size_and_database_user(m, commands) -> None
         env = gcloud_env(deploy_of(commands, f.name))
         assert env == functions.env_vars(f, TARGET, m)
         assert env["DB_POOL_SIZE"] == str(f.pool_size)
+        assert float(env["DB_POOL_TIMEOUT_SECONDS"]) == f.pool_timeout_seconds
         assert env["DB_USER"] == f"{f.account_id}@{TARGET.project}.iam"
         assert {env[f"TOPIC_{k.upper()}"] for k in m.topics} == set(m.topics.values())
 

@@ -50,6 +50,17 @@ def test_the_render_fleet_holds_the_target_shots_on_a_few_connections() -> None:
     assert spec.connections_used() <= spec.connections_available()
 
 
+def test_a_wave_of_finishing_shots_waits_for_the_pool_instead_of_failing() -> None:
+    """A whole instance's shots may reach the pool at once (started together, they finish
+    together); the last one waits for all the others' transactions on `pool_size` connections."""
+    spec = manifest.load()
+    render, capacity = spec.function("render-image"), spec.capacity
+    wave = render.concurrency * capacity.transaction_seconds_per_shot / render.pool_size
+    assert wave * capacity.safety_factor <= render.pool_timeout_seconds
+    assert render.pool_timeout_seconds <= render.timeout_seconds / 2
+    assert spec.function("api").pool_timeout_seconds == 10  # a request fails fast instead
+
+
 def test_the_model_limits_admit_the_target_shots() -> None:
     spec = manifest.load()
     limits, capacity = spec.model_limits, spec.capacity

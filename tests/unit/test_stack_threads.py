@@ -49,7 +49,8 @@ def test_an_event_function_takes_every_push_its_instances_would_and_answers_prob
     assert pushed["render-image"] == SPEC.capacity.shots_in_flight == 1000
 
 
-def test_each_function_gets_its_pool(config: StackConfig) -> None:
+def test_each_function_gets_its_pool_and_how_long_to_wait_for_it(config: StackConfig) -> None:
     for f in SPEC.functions:
         env = function_env(config, SPEC, f.name, "postgresql://localhost/x")
         assert env["DB_POOL_SIZE"] == str(f.pool_size), f.name
+        assert float(env["DB_POOL_TIMEOUT_SECONDS"]) == f.pool_timeout_seconds, f.name

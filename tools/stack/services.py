@@ -81,6 +81,7 @@ def function_env(config: StackConfig, spec: Manifest, name: str, db_url: str) ->
     env.update(
         DATABASE_URL=db_url,
         DB_POOL_SIZE=str(function.pool_size),
+        DB_POOL_TIMEOUT_SECONDS=f"{function.pool_timeout_seconds:g}",
         AUTH_ISSUER=config.auth_issuer,
         AUTH_AUDIENCE=config.project,
         AUTH_CERTS_URL=config.certs_url,
