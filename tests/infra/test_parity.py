@@ -146,6 +146,20 @@ def test_concurrency_cpu_threads_and_origins_follow_the_manifest(both, m) -> Non
         assert (d.functions["api"]["concurrency"], d.functions["api"]["cpu"]) == (250, "1")
 
 
+def test_pool_timeouts_and_model_limits_follow_the_manifest(both, m) -> None:
+    """render-image waits 60 s for a pooled connection, the rest 10 s; every function knows the
+    organisation's image limits (tests/unit/test_manifest.py sizes both)."""
+    tf, gcloud, _, _ = both
+    limits = m.model_limits
+    for d in (tf, gcloud):
+        for f in m.functions:
+            environment = d.functions[f.name]["environment"]
+            assert float(environment["DB_POOL_TIMEOUT_SECONDS"]) == f.pool_timeout_seconds, f.name
+            assert environment["OPENAI_CONCURRENT_IMAGES"] == str(limits.concurrent_images)
+            assert environment["OPENAI_IMAGES_PER_MINUTE"] == str(limits.images_per_minute)
+        assert d.functions["render-image"]["environment"]["DB_POOL_TIMEOUT_SECONDS"] == "60"
+
+
 def test_the_same_service_accounts(both) -> None:
     tf, gcloud, _, _ = both
     assert gcloud.service_accounts == tf.service_accounts
