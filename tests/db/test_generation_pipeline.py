@@ -4,6 +4,7 @@ by the real openai client: happy paths, fallbacks, failures, duplicates and cras
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -351,6 +352,31 @@ def test_a_shot_beyond_the_model_limit_waits_in_its_subscription(fake, cloud, mo
     rendering.render_shot(job["id"], 2)
     assert current(job)["status"] == "completed"
     assert all(c["ended_at"] is not None for c in model_calls_of())
+
+
+def test_shots_waiting_on_the_model_hold_no_connection(fake, cloud, monkeypatch):
+    """Eight shots at the model at once on a pool of one connection: a shot checks it out for
+    its transactions (claim, record), never across the model call."""
+    monkeypatch.setenv("DB_POOL_SIZE", "1")
+    monkeypatch.setenv("DB_POOL_TIMEOUT_SECONDS", "30")
+    _reconfigure()
+    db.dispose()
+    job = submit(number_of_shots=8)
+    planning.plan(job["id"])
+    fake.configure(latency_seconds=3)
+
+    with ThreadPoolExecutor(8) as threads:
+        rendered = [threads.submit(rendering.render_shot, job["id"], i) for i in range(1, 9)]
+        deadline = time.monotonic() + 20
+        while fake.stats()["in_flight"] < 8 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        # THEN all eight wait on the model together, and none of them holds the connection
+        at_model, checked_out = fake.stats()["in_flight"], db.pool().checkedout()
+        for shot in rendered:
+            shot.result(timeout=60)
+
+    assert (at_model, checked_out) == (8, 0)
+    assert current(job)["status"] == "completed" and len(images_of(job)) == 8
 
 
 def test_a_content_policy_refusal_fails_the_job_with_a_clear_message(fake, cloud):
