@@ -34,7 +34,14 @@ def _sweep_jobs() -> dict[str, Any]:
     return sweeper.sweep_jobs()
 
 
+def _prune_usage() -> dict[str, Any]:
+    from shared.limits import pruning
+
+    return pruning.prune_usage()
+
+
 TASKS: dict[str, Task] = {
+    "prune_usage": _prune_usage,
     "reconcile_uploads": _reconcile_uploads,
     "republish_deletions": _republish_deletions,
     "sweep_jobs": _sweep_jobs,

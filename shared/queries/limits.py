@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.db import Connection, one
+from shared.db import Connection, execute, one
 
 _SINCE = "now() - make_interval(secs => :window_seconds)"
 _ACTIVE = """(SELECT count(*) FROM generation_jobs j
@@ -109,3 +109,20 @@ def usage(
 
 def ticket(conn: Connection, gcp_bucket_path: str) -> dict[str, Any] | None:
     return one(conn, _TICKET, {"gcp_bucket_path": gcp_bucket_path})
+
+
+# What the limits no longer count (the prune_usage maintenance task): one statement each.
+_PRUNE_IMAGES = """
+DELETE FROM images_requested WHERE requested_at < now() - make_interval(secs => :older_than)
+"""
+_PRUNE_TICKETS = """
+DELETE FROM upload_tickets WHERE issued_at < now() - make_interval(secs => :older_than)
+"""
+
+
+def prune_images_requested(conn: Connection, older_than_seconds: int) -> int:
+    return execute(conn, _PRUNE_IMAGES, {"older_than": older_than_seconds})
+
+
+def prune_upload_tickets(conn: Connection, older_than_seconds: int) -> int:
+    return execute(conn, _PRUNE_TICKETS, {"older_than": older_than_seconds})
