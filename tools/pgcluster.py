@@ -20,9 +20,11 @@ import stat
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+import pg8000.exceptions
 import pg8000.native
 
 PG_BIN_DIRS = ("/usr/lib/postgresql/15/bin",)
@@ -162,6 +164,7 @@ class Cluster:
         """Start the server unless the port already answers; wait until it accepts connections."""
         self.init()
         if port_answers(self.port):
+            self.wait_until_ready()  # a server left running may still be recovering from a crash
             return
         options = [
             f"-p {self.port}",
@@ -192,6 +195,20 @@ class Cluster:
             raise RuntimeError(
                 f"PostgreSQL did not start (log {self.log}):\n{exc.stderr}\n{tail}"
             ) from exc
+
+    def wait_until_ready(self, timeout: float = 60) -> None:
+        """Wait while a running server answers "the database system is starting up" (57P03:
+        crash recovery after a killed stack), as `pg_ctl start -w` does for one it starts."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                connect(self.url(), timeout=5).close()
+                return
+            except pg8000.exceptions.DatabaseError as exc:
+                starting = isinstance(exc.args[0], dict) and exc.args[0].get("C") == "57P03"
+                if not starting or time.monotonic() > deadline:
+                    raise
+            time.sleep(0.2)
 
     def stop(self) -> None:
         """Stop at once (fast mode: pooled clients do not keep it alive)."""
