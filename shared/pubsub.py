@@ -36,6 +36,13 @@ def publisher() -> PublisherClient:
     return _publisher
 
 
+def reset() -> None:
+    """Forget the publisher: the next publish makes one for the current environment (tests)."""
+    global _publisher
+    with _lock:
+        _publisher = None
+
+
 def topic_path(topic: str) -> str:
     return publisher().topic_path(config.settings().project, topic)
 

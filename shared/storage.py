@@ -63,6 +63,13 @@ def client() -> Client:
     return _client
 
 
+def reset() -> None:
+    """Forget the client: the next use makes one for the current environment (tests)."""
+    global _client
+    with _lock:
+        _client = None
+
+
 def bucket() -> Bucket:
     return client().bucket(config.settings().bucket)
 

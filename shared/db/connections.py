@@ -174,12 +174,17 @@ def pool() -> sqlalchemy.pool.QueuePool:
 
 
 def dispose() -> None:
-    """Close every pooled connection (tests, and processes that change configuration)."""
-    global _pool
+    """Close every pooled connection and the connector (tests, and processes that change
+    configuration): the next checkout builds them from the settings of the moment."""
+    global _pool, _connector
     with _lock:
         if _pool is not None:
             _pool.dispose()
         _pool = None
+    with _connector_lock:
+        if _connector is not None:
+            _connector.close()
+        _connector = None
 
 
 def empty() -> None:

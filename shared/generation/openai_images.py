@@ -85,6 +85,13 @@ def client() -> openai.OpenAI:
     return _client
 
 
+def reset() -> None:
+    """Forget the client: the next call makes one from the current settings (tests)."""
+    global _client
+    with _lock:
+        _client = None
+
+
 def translate(exc: openai.OpenAIError) -> AppError:
     """Map a client error to ours (see the module docstring)."""
     import openai

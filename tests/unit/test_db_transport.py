@@ -24,6 +24,9 @@ class RecordingConnector:
         self.calls.append((instance, driver, kwargs))
         raise ConnectionRefusedError("no network in unit tests")
 
+    def close(self):
+        pass
+
 
 @pytest.fixture
 def recorded(monkeypatch):
@@ -31,7 +34,6 @@ def recorded(monkeypatch):
     module.Connector = RecordingConnector
     monkeypatch.setitem(sys.modules, "google.cloud.sql.connector", module)
     RecordingConnector.instances.clear()
-    monkeypatch.setattr(connections, "_connector", None)
     for name in ("DATABASE_URL", "DB_HOST"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("INSTANCE_CONNECTION_NAME", "proj:europe-west1:imagegen")
