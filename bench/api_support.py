@@ -1,172 +1,63 @@
-"""The parts of bench/bench_api.py that are not the measurement or the data: a token issuer,
-the `api` process and a load generator (closed loop or paced)."""
+"""The parts of bench/bench_api.py and bench/bench_waits.py that are not the measurement or the
+data: the `api` process, as the local stack runs it, and a load generator (closed loop or
+paced). The token issuer is tools/fixtures/issuer.py's."""
 
 from __future__ import annotations
 
 import http.client
-import json
 import os
-import socket
 import statistics
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+from tools.fixtures import processes
+from tools.fixtures.issuer import TokenIssuer
+from tools.stack import keys
 
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT = "bench-project"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _rsa() -> Any:
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-def _pem(key: Any) -> str:
-    from cryptography.hazmat.primitives import serialization
-
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
-
-
 def signing_key_file(folder: Path) -> Path:
-    """A throwaway service-account key: URLs are signed locally, as on the local stack."""
-    path = folder.parent / "bench-signing.json"
-    if not path.exists():
-        info = {
-            "type": "service_account",
-            "project_id": PROJECT,
-            "private_key_id": "bench",
-            "private_key": _pem(_rsa()),
-            "client_email": f"api@{PROJECT}.iam.gserviceaccount.com",
-            "client_id": "1",
-            "token_uri": "http://127.0.0.1:9/token",
-        }
-        path.write_text(json.dumps(info))
-    return path
-
-
-@dataclass
-class Issuer:
-    """Google-format certificates on 127.0.0.1 and RS256 tokens signed by their key."""
-
-    key: Any
-    signer: Any
-    server: ThreadingHTTPServer
-
-    @classmethod
-    def start(cls) -> Issuer:
-        from cryptography.hazmat.primitives import serialization
-        from google.auth import crypt
-
-        from tools.stack import keys
-
-        key = _rsa()
-        key_pem = key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        cert_pem = keys.self_signed_certificate_pem(key_pem, "bench-issuer").decode()
-        body = json.dumps({"bench": cert_pem})
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Cache-Control", "public, max-age=3600")
-                self.end_headers()
-                self.wfile.write(body.encode())
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        return cls(key, crypt.RSASigner.from_string(_pem(key), key_id="bench"), server)
-
-    def env(self) -> dict[str, str]:
-        return {
-            "GCP_PROJECT": PROJECT,
-            "AUTH_ISSUER": f"https://securetoken.google.com/{PROJECT}",
-            "AUTH_AUDIENCE": PROJECT,
-            "AUTH_CERTS_URL": f"http://127.0.0.1:{self.server.server_port}/certs",
-        }
-
-    def token(self, subject: str) -> str:
-        from google.auth import jwt
-
-        now = int(time.time())
-        claims = {
-            "iss": f"https://securetoken.google.com/{PROJECT}",
-            "aud": PROJECT,
-            "sub": subject,
-            "iat": now,
-            "exp": now + 3600,
-        }
-        return jwt.encode(self.signer, claims).decode()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    """A throwaway service-account key beside `folder`: URLs are signed locally, as on the
+    local stack."""
+    return keys.ensure_signing_credentials(folder.parent / "bench-signing.json", PROJECT)
 
 
 @dataclass
 class ApiProcess:
     """The `api` function under functions-framework, as the local stack runs it."""
 
-    process: subprocess.Popen[bytes]
-    port: int
+    running: processes.Started
     pool_size: int
 
+    @property
+    def port(self) -> int:
+        return self.running.port
+
     @classmethod
-    def start(cls, database_url: str, issuer: Issuer) -> ApiProcess:
+    def start(cls, database_url: str, issuer: TokenIssuer) -> ApiProcess:
         from infra import manifest
 
         api = manifest.load().function("api")
-        pool_size = api.pool_size
-        port = _free_port()
         env = {
             **os.environ,
             **issuer.env(),
             "DATABASE_URL": database_url,
-            "DB_POOL_SIZE": str(pool_size),
+            "DB_POOL_SIZE": str(api.pool_size),
             "THREADS": os.environ.get("THREADS") or str(api.concurrency),
-            "PYTHONPATH": str(ROOT),
             "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO"),
         }
         (ROOT / ".local").mkdir(exist_ok=True)
-        log = open(ROOT / ".local" / "bench-api.log", "wb")  # noqa: SIM115 - the process owns it
-        framework = Path(sys.executable).parent / "functions-framework"
-        command = [str(framework), "--source", str(ROOT / "functions/api/main.py")]
-        command += ["--target", "api", "--host", "127.0.0.1", "--port", str(port)]
-        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-                conn.request("GET", "/v1/healthz")
-                if conn.getresponse().status == 200:
-                    return cls(process, port, pool_size)
-            except OSError:
-                time.sleep(0.2)
-        process.kill()
-        raise RuntimeError("the api function did not start; see .local/bench-api.log")
+        log = ROOT / ".local" / "bench-api.log"
+        log.unlink(missing_ok=True)
+        running = processes.function(ROOT / "functions/api/main.py", "api", env, log=log)
+        processes.wait_for(lambda: _healthy(running.port), 60, f"the api function (see {log})")
+        return cls(running, api.pool_size)
 
     def describe(self) -> str:
         from infra import manifest
@@ -176,11 +67,16 @@ class ApiProcess:
         return f"{workers} worker x {threads} threads (gunicorn gthread), pool {self.pool_size}"
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+        self.running.stop()
+
+
+def _healthy(port: int) -> bool:
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+        conn.request("GET", "/v1/healthz")
+        return conn.getresponse().status == 200
+    except OSError:
+        return False
 
 
 def percentiles(timings: Sequence[float]) -> dict[str, float]:

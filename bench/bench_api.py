@@ -28,7 +28,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.api_seed import seed  # noqa: E402
-from bench.api_support import ApiProcess, Issuer, drive, percentiles, signing_key_file  # noqa: E402
+from bench.api_support import (  # noqa: E402
+    PROJECT,
+    ApiProcess,
+    drive,
+    percentiles,
+    signing_key_file,
+)
+from tools.fixtures.issuer import TokenIssuer  # noqa: E402
 from tools.pgcluster import Cluster  # noqa: E402
 
 SCALE = float(os.environ.get("BENCH_SCALE", "1"))
@@ -93,7 +100,7 @@ def signing_cost() -> tuple[float, float]:
 def main() -> int:
     root = ROOT / ".local" / "bench-pg"
     cluster = Cluster(root, int(os.environ.get("BENCH_PG_PORT", "54399")), durable=False)
-    issuer = Issuer.start()
+    issuer = TokenIssuer(PROJECT)
     api: ApiProcess | None = None
     try:
         cluster.start()

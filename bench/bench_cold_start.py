@@ -21,7 +21,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -37,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from infra import manifest  # noqa: E402
-from tools.pgcluster import Cluster  # noqa: E402
+from tools.fixtures import processes  # noqa: E402
 from tools.stack import events  # noqa: E402
 
 RUNS = int(sys.argv[1]) if len(sys.argv) > 1 else 5
@@ -131,12 +130,6 @@ PROBES = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _peak_rss_mib(pgid: int) -> float:
     """The largest VmHWM among the processes of a group."""
     peak = 0
@@ -161,7 +154,7 @@ class Server:
 
 def cold_start(server: Server, probe: Probe) -> tuple[float, float]:
     """Seconds from spawn to the probe's first 2xx answer, and the peak RSS in MiB."""
-    port = _free_port()
+    port = processes.free_port()
     command = [sys.executable, "-m", "functions_framework", "--source", str(server.source)]
     command += ["--target", server.target, "--host=127.0.0.1", f"--port={port}"]
     started = time.monotonic()
@@ -221,9 +214,8 @@ def main() -> int:
     spec = manifest.load()
     folder = Path(tempfile.mkdtemp(prefix="bench-cold-start-"))
     folder.chmod(0o755)
-    cluster = Cluster(folder / "pg", _free_port(), durable=False)
+    cluster = processes.throwaway_cluster("bench-cold-start-pg-")
     try:
-        cluster.start()
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "DB_"))},
             "PYTHONPATH": str(ROOT),

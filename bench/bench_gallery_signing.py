@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -26,8 +25,9 @@ sys.path.insert(0, str(ROOT))
 from google.auth import credentials as auth_credentials  # noqa: E402
 from werkzeug.test import EnvironBuilder  # noqa: E402
 
-from bench.api_support import _free_port, signing_key_file  # noqa: E402
-from tools.pgcluster import Cluster, connect  # noqa: E402
+from bench.api_support import signing_key_file  # noqa: E402
+from tools.fixtures import processes  # noqa: E402
+from tools.pgcluster import connect  # noqa: E402
 
 SIGNATURE_SECONDS = 0.050
 IMAGES = 20
@@ -105,18 +105,12 @@ def page_ms(user_id: str, session_id: str) -> float:
 
 
 def main() -> int:
-    root = Path(tempfile.mkdtemp(prefix="bench-signing-"))
-    root.chmod(0o755)
-    cluster = Cluster(root, _free_port(), durable=False)
+    cluster = processes.throwaway_cluster("bench-signing-")
     try:
-        cluster.start()
-        admin = connect(cluster.url("postgres"))
-        admin.run("CREATE DATABASE bench")
-        admin.close()
-        url = cluster.url("bench")
+        url = cluster.ensure_database("bench")
         os.environ.update(
             DATABASE_URL=url,
-            SIGNING_CREDENTIALS_FILE=str(signing_key_file(root / "key")),
+            SIGNING_CREDENTIALS_FILE=str(signing_key_file(cluster.root / "key")),
             STORAGE_EMULATOR_HOST="http://127.0.0.1:9",  # signing makes no call to it
             LOG_LEVEL="WARNING",
         )

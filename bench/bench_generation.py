@@ -3,7 +3,7 @@
 Run from the repository root: `python bench/bench_generation.py` (`make bench`). It starts a
 stack of its own as `make up` configures it (fresh state folder, ports moved by PORT_SHIFT beyond
 STACK_PORT_OFFSET, so it runs beside `make up`), an OpenAI fake process, restarts
-plan-generation and render-image pointed at the fake (tests/stack/generation_support), and
+plan-generation and render-image pointed at the fake (tools/fixtures/generation_stack), and
 removes the stack at the end.
 
 1. Fan-out: with 2 s of latency on every model call, the wall time (creation to completion)
@@ -28,12 +28,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.stack.generation_support import (  # noqa: E402
+from tools.fixtures.generation_stack import (  # noqa: E402
     GenerationStack,
     stack_command,
     stack_config,
-    wait_for,
 )
+from tools.fixtures.processes import wait_for  # noqa: E402
 
 LATENCY_SECONDS = 2.0
 SHOTS = 10

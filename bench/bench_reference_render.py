@@ -18,10 +18,8 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -80,26 +78,17 @@ def measure(env: dict[str, str], **order: Any) -> dict[str, Any]:
     return json.loads(process.stdout.strip().splitlines()[-1])
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def run() -> int:
     from shared import config, db, migrate, storage
     from shared.generation import planning, service
     from shared.generation.models import GenerationRequest
     from shared.limits import service as limits
     from shared.queries import reference_images, users
-    from tests import imagefactory
-    from tests.db.generation_support import Cloud
-    from tools.pgcluster import Cluster
+    from tools.fixtures import images as imagefactory
+    from tools.fixtures import processes
+    from tools.fixtures.cloud import Cloud
 
-    root = Path(tempfile.mkdtemp(prefix="bench-reference-render-pg-"))
-    root.chmod(0o755)
-    cluster = Cluster(root, _free_port(), durable=False)
-    cluster.start()
+    cluster = processes.throwaway_cluster("bench-reference-render-pg-")
     os.environ.update(DATABASE_URL=cluster.url("postgres"), LOG_LEVEL="WARNING")
     cloud = Cloud()
     try:

@@ -17,11 +17,8 @@ from __future__ import annotations
 import json
 import os
 import resource
-import socket
 import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,12 +26,6 @@ sys.path.insert(0, str(ROOT))
 
 MAX_READ = 256 * 1024
 MAX_RSS_MIB = 64
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _rss_mib() -> float:
@@ -81,14 +72,6 @@ def child() -> None:
     print(json.dumps({**report, "rss_before": before, "rss_peak": _rss_mib()}))
 
 
-def _wait_for_port(port: int, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 20
-    while socket.socket().connect_ex(("127.0.0.1", port)) != 0:
-        if time.monotonic() > deadline or process.poll() is not None:
-            raise SystemExit("gcp-storage-emulator did not start")
-        time.sleep(0.1)
-
-
 def main() -> int:
     measured = subprocess.Popen(
         [sys.executable, __file__, "--child"],
@@ -107,26 +90,15 @@ def _run(measured: subprocess.Popen[str]) -> int:
     from shared import config, db, migrate, storage
     from shared.limits import service as limits
     from shared.queries import users
-    from tests import imagefactory
-    from tools.pgcluster import Cluster
+    from tools.fixtures import images as imagefactory
+    from tools.fixtures import processes
 
-    gcs_port = _free_port()
-    emulator = subprocess.Popen(
-        [sys.executable, "-m", "tools.gcs_emulator", "start", "--host",
-         "127.0.0.1", "--port", str(gcs_port), "-M", "-q"],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    root = Path(tempfile.mkdtemp(prefix="bench-register-upload-pg-"))
-    root.chmod(0o755)
-    cluster = Cluster(root, _free_port(), durable=False)
+    emulator = processes.gcs_emulator()
+    cluster = processes.throwaway_cluster("bench-register-upload-pg-")
     try:
-        cluster.start()
-        _wait_for_port(gcs_port, emulator)
         env = {
             "DATABASE_URL": cluster.url("postgres"),
-            "STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{gcs_port}",
+            "STORAGE_EMULATOR_HOST": emulator.url,
             "BUCKET_NAME": "bench-bucket",
             "LOG_LEVEL": "WARNING",
         }
@@ -146,8 +118,7 @@ def _run(measured: subprocess.Popen[str]) -> int:
         output, _ = measured.communicate(json.dumps(order) + "\n", timeout=120)
         result = json.loads(output.strip().splitlines()[-1])
     finally:
-        emulator.terminate()
-        emulator.wait(timeout=10)
+        emulator.stop()
         cluster.destroy()
     handler_mib = result["rss_peak"] - result["rss_before"]
     read_ok = result["read"] <= MAX_READ and result["whole"] == [blob.size]

@@ -43,7 +43,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from infra import manifest  # noqa: E402
-from tests.db.generation_support import Cloud, free_port  # noqa: E402
+from tools.fixtures.cloud import Cloud  # noqa: E402
+from tools.fixtures.processes import free_port  # noqa: E402
 from tools.pgcluster import SERVICE_USER, Cluster, connect  # noqa: E402
 
 MAX_CONNECTIONS = 40

@@ -12,27 +12,23 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tools.fixtures.processes import run_stack  # noqa: E402
+
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
 def stack(env: dict[str, str], *args: str) -> tuple[float, str]:
+    """Run `python -m tools.stack ...` with `env` added; the seconds it took and its output."""
     began = time.monotonic()
-    result = subprocess.run(
-        [sys.executable, "-m", "tools.stack", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    result = run_stack(*args, env=env, timeout=300)
     if result.returncode != 0 and args[0] == "up":
         raise SystemExit(f"up failed:\n{result.stdout}{result.stderr}")
     return time.monotonic() - began, result.stdout
@@ -79,7 +75,7 @@ def memory(env: dict[str, str]) -> dict[str, int]:
 def main() -> int:
     state = Path(tempfile.mkdtemp(prefix="imagegen-bench-stack-"))
     state.chmod(0o755)
-    env = {**os.environ, "STACK_DIR": str(state)}
+    env = {"STACK_DIR": str(state)}
     try:
         cold, output = stack(env, "up")
         print(f"cold start: {cold:.1f}s ({slowest(output)})")

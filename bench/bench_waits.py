@@ -17,7 +17,6 @@ from __future__ import annotations
 import http.client
 import os
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -26,8 +25,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.api_support import ApiProcess, Issuer, _free_port, percentiles  # noqa: E402
-from tools.pgcluster import Cluster, connect  # noqa: E402
+from bench.api_support import PROJECT, ApiProcess, percentiles  # noqa: E402
+from tools.fixtures import processes  # noqa: E402
+from tools.fixtures.issuer import TokenIssuer  # noqa: E402
+from tools.pgcluster import connect  # noqa: E402
 
 WAITERS = int(os.environ.get("BENCH_WAITERS", "200"))
 ONE_BY_ONE = WAITERS // 2
@@ -114,17 +115,11 @@ def finish(url: str, ids: list[str], commits: dict[str, float]) -> None:
 
 
 def main() -> int:
-    root = Path(tempfile.mkdtemp(prefix="bench-waits-"))
-    root.chmod(0o755)
-    cluster = Cluster(root, _free_port(), durable=False)
-    issuer = Issuer.start()
+    cluster = processes.throwaway_cluster("bench-waits-")
+    issuer = TokenIssuer(PROJECT)
     api: ApiProcess | None = None
     try:
-        cluster.start()
-        admin = connect(cluster.url("postgres"))
-        admin.run("CREATE DATABASE bench")
-        admin.close()
-        url = cluster.url("bench")
+        url = cluster.ensure_database("bench")
         os.environ.update(DATABASE_URL=url, LOG_LEVEL="WARNING")
         from shared import db, migrate
 

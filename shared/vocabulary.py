@@ -1,6 +1,6 @@
 """The closed vocabularies of the product, as the database's CHECK constraints allow them.
 
-tests/db/test_schema.py holds these equal to the constraints in db/schema_image_generation.sql.
+tests/integration/test_schema.py holds these equal to the constraints in db/schema_image_generation.sql.
 """
 
 JOB_STATUSES = ("pending", "processing", "completed", "failed", "cancelled")

@@ -1,28 +1,19 @@
 """What the API tests share: a token issuer, a signing key and a client that drives dispatch.
 
-The issuer is real in every way that matters: an RSA key, a self-signed certificate served as
-Google's securetoken endpoint serves it ({kid: PEM}) from an HTTP server on 127.0.0.1, and
-RS256 tokens minted with google-auth. Requests go through `dispatch` as werkzeug
-requests, so no framework is needed.
+The issuer is tools/fixtures/issuer.py's (an RSA key and its certificate served from
+127.0.0.1 as Google serves them). Requests go through `dispatch` as werkzeug requests, so no
+framework is needed; every answer is checked against the committed OpenAPI document.
 """
 
 from __future__ import annotations
 
 import json
-import threading
-import time
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import jsonschema_rs
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from google.auth import crypt, jwt
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Response
 
@@ -30,110 +21,35 @@ from shared import config, db, routes, storage
 from shared.errors import AppError
 from shared.web import auth
 from shared.web.dispatch import dispatch
+from tools.fixtures.issuer import TokenIssuer
 from tools.stack import keys
 
 PROJECT = "api-test-project"
 ISSUER = f"https://securetoken.google.com/{PROJECT}"
 
 
-def _private_pem(key: rsa.RSAPrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-
-
-def _certificate(key: rsa.RSAPrivateKey) -> str:
-    return keys.self_signed_certificate_pem(_private_pem(key), "test-issuer").decode()
-
-
-@dataclass
-class Issuer:
-    """Mints tokens; `certs_url` serves the certificates; `fetches` counts certificate reads."""
-
-    key: rsa.RSAPrivateKey
-    kid: str
-    certs_url: str
-    fetches: int = 0
-
-    def token(self, subject: str, *, key: rsa.RSAPrivateKey | None = None, **claims: Any) -> str:
-        now = int(time.time())
-        payload: dict[str, Any] = {
-            "iss": ISSUER,
-            "aud": PROJECT,
-            "sub": subject,
-            "iat": now,
-            "exp": now + 3600,
-            "email": f"{subject}@example.com",
-            "name": subject,
-        }
-        payload.update(claims)
-        signer = crypt.RSASigner.from_string(_private_pem(key or self.key), key_id=self.kid)
-        return jwt.encode(signer, payload).decode()
-
-
 @pytest.fixture(scope="session")
-def issuer() -> Iterator[Issuer]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    kid = uuid.uuid4().hex
-    body = json.dumps({kid: _certificate(key)}).encode()
-    state = Issuer(key, kid, "")
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            state.fetches += 1
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Cache-Control", "public, max-age=3600")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.certs_url = f"http://127.0.0.1:{server.server_port}/certs"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+def issuer() -> Iterator[TokenIssuer]:
+    running = TokenIssuer(PROJECT)
     try:
-        yield state
+        yield running
     finally:
-        server.shutdown()
-        server.server_close()
+        running.stop()
 
 
 @pytest.fixture(scope="session")
 def signing_key_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A throwaway service-account key, as the local stack signs URLs with."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    path = tmp_path_factory.mktemp("signing") / "key.json"
-    path.write_text(
-        json.dumps(
-            {
-                "type": "service_account",
-                "project_id": PROJECT,
-                "private_key_id": "test",
-                "private_key": _private_pem(key).decode(),
-                "client_email": f"api@{PROJECT}.iam.gserviceaccount.com",
-                "client_id": "1",
-                "token_uri": "http://127.0.0.1:9/token",
-            }
-        )
-    )
-    return path
+    return keys.ensure_signing_credentials(tmp_path_factory.mktemp("signing") / "key.json", PROJECT)
 
 
 @pytest.fixture
 def api_env(
-    issuer: Issuer, signing_key_file: Path, monkeypatch: pytest.MonkeyPatch
+    issuer: TokenIssuer, signing_key_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[None]:
     """Settings for the API under test: the test issuer, local URL signing, a CORS origin."""
-    monkeypatch.setenv("GCP_PROJECT", PROJECT)
-    monkeypatch.setenv("AUTH_ISSUER", ISSUER)
-    monkeypatch.setenv("AUTH_AUDIENCE", PROJECT)
-    monkeypatch.setenv("AUTH_CERTS_URL", issuer.certs_url)
+    for name, value in issuer.env().items():
+        monkeypatch.setenv(name, value)
     monkeypatch.setenv("SIGNING_CREDENTIALS_FILE", str(signing_key_file))
     # Signing needs no network; the address only keeps the storage client off Google's.
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", "http://127.0.0.1:9")
@@ -209,3 +125,16 @@ def call(
 
 def body(response: Response) -> Any:
     return json.loads(response.get_data()) if response.get_data() else None
+
+
+def call_as(
+    user: dict[str, Any], method: str, path: str, json_body: Any = None, **builder: Any
+) -> tuple[int, Any, dict[str, str]]:
+    """One request through dispatch as `user` (a users row: no token), checked against the
+    OpenAPI document: (status, JSON body or None, headers)."""
+    if json_body is not None:
+        builder["json"] = json_body
+    request = EnvironBuilder(method=method, path=path, **builder).get_request()
+    response = dispatch(routes.router(), request, lambda _: user)
+    conforms(method, path.split("?")[0], response)
+    return response.status_code, body(response), dict(response.headers)

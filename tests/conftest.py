@@ -1,33 +1,32 @@
-"""Fixtures shared by every test folder.
+"""Fixtures shared by every test folder: the one harness (tools/fixtures holds what it starts).
 
 PostgreSQL: one throwaway cluster per test run (or the server named by TEST_DATABASE_URL), the
 schema migrated once into a template database, and a fresh copy of it for each test that asks
-for `database`.
+for `database`. The emulators are started once per run, on first use: `storage_emulator` (GCS)
+alone, or `emulators` (Pub/Sub too; skipped with the install hint when it is missing). The
+OpenAI fake is `fake_openai`; `functions` serves a function under functions-framework for one
+test. The token issuer, signing key and api settings come from tests/apikit.py.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
 from shared import config, db, migrate
-from tools.pgcluster import Cluster, connect, port_answers
+from tests.apikit import api_env, issuer, no_database, signing_key_file  # noqa: F401
+from tools.fake_openai import FakeOpenAI
+from tools.fixtures import processes
+from tools.fixtures.cloud import Cloud, reset_clients
+from tools.pgcluster import connect, port_answers
+from tools.stack import emulator
 
 TEMPLATE = "imagegen_template"
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _with_database(url: str, name: str) -> str:
@@ -39,15 +38,8 @@ def _with_database(url: str, name: str) -> str:
 def pg_server_url() -> Iterator[str]:
     """URL of a PostgreSQL 15 server's `postgres` database, with the schema in a template."""
     given = os.environ.get("TEST_DATABASE_URL")
-    cluster = None
-    if given:
-        url = given
-    else:
-        root = Path(tempfile.mkdtemp(prefix="imagegen-test-pg-"))
-        root.chmod(0o755)
-        cluster = Cluster(root, _free_port(), durable=False)
-        cluster.start()
-        url = cluster.url("postgres")
+    cluster = None if given else processes.throwaway_cluster("imagegen-test-pg-")
+    url = given or cluster.url("postgres")  # type: ignore[union-attr]
     admin = connect(url)
     admin.run(f"DROP DATABASE IF EXISTS {TEMPLATE}")
     admin.run(f"CREATE DATABASE {TEMPLATE}")
@@ -90,3 +82,52 @@ def database(pg_server_url: str) -> Iterator[str]:
         else:
             os.environ["DATABASE_URL"] = saved
         config.settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def storage_emulator() -> Iterator[processes.Started]:
+    """The GCS emulator, in memory, for the whole run."""
+    with processes.gcs_emulator() as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def emulators(storage_emulator: processes.Started) -> Iterator[Cloud]:
+    """The Pub/Sub and GCS emulators with the product's topics and bucket, for the whole run."""
+    try:
+        cloud = Cloud(storage_emulator)
+    except emulator.EmulatorMissing as exc:
+        pytest.skip(str(exc))
+    try:
+        yield cloud
+    finally:
+        cloud.stop()
+
+
+@pytest.fixture
+def fake_openai(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeOpenAI]:
+    """OpenAI on: the fake, reached by the real client, without client retries (fast faults)."""
+    with FakeOpenAI() as server:
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-test-fake")
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        monkeypatch.setenv("OPENAI_MAX_RETRIES", "0")
+        reset_clients()
+        yield server
+    monkeypatch.undo()
+    reset_clients()
+
+
+@pytest.fixture
+def functions(tmp_path: Path) -> Iterator[Callable[..., processes.Started]]:
+    """`functions(source, target, env)`: a function served by functions-framework for this test
+    (its log in the test's folder), stopped after it."""
+    started: list[processes.Started] = []
+
+    def serve(source: str, target: str, env: Mapping[str, str]) -> processes.Started:
+        running = processes.function(source, target, env, log=tmp_path / f"{target}.log")
+        started.append(running)
+        return running
+
+    yield serve
+    for running in started:
+        running.stop()

@@ -2,7 +2,7 @@
 
 The request body extends `JobParameters`; the insert, the render specification, the prompt
 brief and the demo's contact sheet take it as it is. Its defaults and bounds are the ones below
-and the schema's CHECKs and column defaults, which tests/db/test_schema.py holds equal.
+and the schema's CHECKs and column defaults, which tests/integration/test_schema.py holds equal.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from typing import Any
 from shared.db import Connection, execute, one, rows
 
 # The parameters are shared/generation/parameters.py's JobParameters, defaults applied
-# (tests/db/test_schema.py holds this statement's parameters equal to its fields).
+# (tests/integration/test_schema.py holds this statement's parameters equal to its fields).
 _CREATE = """
 INSERT INTO generation_jobs
     (user_id, session_id, prompt, shot_type, camera_angle, style, location, lighting, weather,

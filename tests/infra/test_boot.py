@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import http.client
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -19,17 +18,12 @@ from pathlib import Path
 import pytest
 
 from infra import manifest
+from tools.fixtures.processes import free_port
 
 FRAMEWORK = Path(sys.executable).parent / "functions-framework"
 # Every function boots at once, each importing the whole archive (about 2.5 s of CPU alone): on
 # a loaded 2-core machine 6 functions took 65 s and 7 took 85 s, so the budget grows with them.
 BOOT_TIMEOUT_SECONDS = 15 * len(manifest.load().functions)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _get(port: int, path: str) -> int | None:
@@ -58,7 +52,7 @@ def servers(archive: Path, m, tmp_path_factory: pytest.TempPathFactory):
     started = {}
     try:
         for f in m.functions:
-            port = _free_port()
+            port = free_port()
             cmd = [FRAMEWORK, "--source", src / "main.py", "--target", f.entry_point,
                    "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
             proc = subprocess.Popen(

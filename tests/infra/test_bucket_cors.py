@@ -16,7 +16,6 @@ from infra import cors, deploy_gcloud, tfvars
 from infra.gcloud import storage
 from shared.uploads.models import SignedUploadRequest
 from shared.uploads.routes import signed_put
-from tests.apikit import api_env, issuer, no_database, signing_key_file  # noqa: F401
 from tests.infra.conftest import resources
 from tests.infra.test_consistency import TARGET, one
 
@@ -25,7 +24,7 @@ SET_BY_THE_BROWSER = {"host"}
 
 
 @pytest.fixture
-def signed_headers(no_database, api_env) -> set[str]:  # noqa: F811
+def signed_headers(no_database, api_env) -> set[str]:
     """The request headers the signature of a direct upload covers, with every option on."""
     request = SignedUploadRequest(
         file_name="a photo.png", mime_type="image/png", file_size=1234, session_id=None

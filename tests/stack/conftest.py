@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,26 +17,10 @@ from typing import Any
 import pytest
 
 from infra import manifest
+from tools.fixtures.processes import run_stack
 from tools.stack import emulator
 from tools.stack.config import StackConfig
 from tools.stack.procs import http_answers
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def run_stack(
-    *args: str, timeout: float = 180, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    """`python -m tools.stack ...` as `make` runs it (with `env` added); output captured."""
-    return subprocess.run(
-        [sys.executable, "-m", "tools.stack", *args],
-        cwd=ROOT,
-        env={**os.environ, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
 
 
 @dataclass

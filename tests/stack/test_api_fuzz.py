@@ -22,7 +22,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.stack.conftest import ROOT, Stack
+from tests.stack.conftest import Stack
+from tools.fixtures.processes import ROOT
 from tools.openapi import DOCUMENT
 
 pytestmark = pytest.mark.stack

@@ -18,7 +18,7 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import pubsub_v1, storage
 
 from shared import config, db
-from tests.db import factories as make
+from tests.integration import factories as make
 from tests.stack.conftest import Stack
 from tools.stack.services import cluster
 

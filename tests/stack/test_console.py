@@ -27,11 +27,12 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
-from tests import imagefactory as make
 from tests.stack.chromium import CHROMIUM, MISSING, allowed_ports
-from tests.stack.conftest import Stack, run_stack
-from tests.webhook_receiver import Receiver
+from tests.stack.conftest import Stack
 from tools.demo import reference_photo
+from tools.fixtures import images as make
+from tools.fixtures.processes import run_stack
+from tools.fixtures.webhook_receiver import Receiver
 from tools.stack import console as console_server
 from tools.stack.procs import http_answers
 

@@ -6,7 +6,6 @@ does the direct upload with every header the signed PUT requires and loads a sig
 from __future__ import annotations
 
 import base64
-import socket
 import subprocess
 import threading
 import uuid
@@ -21,10 +20,10 @@ import requests
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 
-from tests import imagefactory as make
 from tests.stack.chromium import CHROMIUM, allowed_ports, needs_chromium
 from tests.stack.conftest import Stack
-from tests.stack.generation_support import wait_for
+from tools.fixtures import images as make
+from tools.fixtures.processes import wait_for
 
 pytestmark = pytest.mark.stack
 DEV = "http://localhost:5173"
@@ -147,12 +146,6 @@ def test_signed_image_urls_load_from_a_dev_server_origin_only(stack: Stack, call
     assert other.status_code == 200 and "Access-Control-Allow-Origin" not in other.headers
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def dev_server() -> Iterator[tuple[str, dict[str, str]]]:
     """A dev server on a free port of localhost serving the pages put into the dict."""
@@ -170,11 +163,10 @@ def dev_server() -> Iterator[tuple[str, dict[str, str]]]:
         def log_message(self, format: str, *args: object) -> None:
             pass
 
-    port = _free_port()
-    server = ThreadingHTTPServer(("127.0.0.1", port), Pages)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Pages)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        yield f"http://localhost:{port}", pages
+        yield f"http://localhost:{server.server_port}", pages
     finally:
         server.shutdown()
         server.server_close()

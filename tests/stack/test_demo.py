@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.stack.conftest import ROOT, Stack
+from tests.stack.conftest import Stack
+from tools.fixtures.processes import ROOT
 from tools.pgcluster import connect
 
 pytestmark = pytest.mark.stack

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 import requests
 
-from tests import imagefactory
-from tests.stack.conftest import Stack, run_stack
-from tests.stack.generation_support import wait_for
+from tests.stack.conftest import Stack
+from tools.fixtures import images as imagefactory
+from tools.fixtures.processes import run_stack, wait_for
 from tools.stack.procs import http_answers
 
 pytestmark = pytest.mark.stack

@@ -19,7 +19,8 @@ from google.cloud import pubsub_v1, storage
 
 from shared import vocabulary
 from tests.stack.conftest import Stack
-from tests.stack.generation_support import GenerationStack, wait_for
+from tools.fixtures.generation_stack import GenerationStack
+from tools.fixtures.processes import wait_for
 
 pytestmark = pytest.mark.stack
 
@@ -106,7 +107,7 @@ def test_a_flagged_prompt_fails_the_job_before_any_paid_call(gen, stack, user):
 
 
 def test_reference_images_condition_every_shot_through_the_edit_endpoint(gen, stack, user):
-    from tests import imagefactory
+    from tools.fixtures import images as imagefactory
 
     uploaded = requests.post(
         f"{gen.api_url}/v1/uploads",
@@ -347,19 +348,19 @@ def _sweep(stack: Stack, **settings: str) -> dict[str, Any]:
     (it sweeps every quiet unfinished job of the stack, not only this module's)."""
     from shared import db
     from shared.generation import sweeper
-    from tests.db.generation_support import forget_clients
+    from tools.fixtures.cloud import reset_clients
 
     names = ("DATABASE_URL", "GCP_PROJECT", "BUCKET_NAME", "PUBSUB_EMULATOR_HOST")
     try:
         with pytest.MonkeyPatch.context() as patch:
             for name, value in {**{n: stack.env[n] for n in names}, **settings}.items():
                 patch.setenv(name, value)
-            forget_clients()
+            reset_clients()
             db.dispose()
             return sweeper.sweep_jobs(stall_seconds=0)
     finally:
         db.dispose()
-        forget_clients()
+        reset_clients()
 
 
 def test_the_statuses_python_knows_are_the_schemas(gen):

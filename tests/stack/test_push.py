@@ -21,7 +21,7 @@ import pytest
 from google.cloud import pubsub_v1
 
 from tests.stack.conftest import Stack
-from tests.stack.generation_support import wait_for
+from tools.fixtures.processes import wait_for
 from tools.stack import pubsub
 from tools.stack.pusher import Pusher, PushTarget, retry_delay
 

@@ -19,7 +19,8 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import pubsub_v1, storage
 from google.oauth2 import id_token
 
-from tests.stack.conftest import Stack, run_stack
+from tests.stack.conftest import Stack
+from tools.fixtures.processes import run_stack
 from tools.stack import issuer, keys, procs
 
 pytestmark = pytest.mark.stack

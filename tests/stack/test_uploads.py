@@ -14,9 +14,9 @@ import requests
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 
-from tests import imagefactory as make
-from tests.stack.conftest import Stack, run_stack
-from tests.stack.generation_support import wait_for
+from tests.stack.conftest import Stack
+from tools.fixtures import images as make
+from tools.fixtures.processes import run_stack, wait_for
 from tools.pgcluster import connect
 from tools.stack import events
 

@@ -14,7 +14,7 @@ import requests
 
 from tests.stack.conftest import Stack
 from tests.stack.generation_support import wait_for
-from tests.webhook_receiver import HANG, Receiver, verified
+from tools.fixtures.webhook_receiver import HANG, Receiver, verified
 from tools.pgcluster import connect
 
 pytestmark = [pytest.mark.stack, pytest.mark.usefixtures("running")]  # after test_stack.py

@@ -18,14 +18,7 @@ from shared.web.models import Strict
 from shared.web.pagination import PageQuery
 from shared.web.request import MAX_JSON_BYTES, ApiRequest
 from shared.web.router import Reply, Router
-from tests.apikit import (  # noqa: F401
-    api_env,
-    body,
-    call,
-    issuer,
-    no_database,
-    signing_key_file,
-)
+from tests.apikit import body, call
 
 pytestmark = pytest.mark.usefixtures("no_database", "api_env")
 

@@ -8,21 +8,14 @@ import time
 from datetime import UTC, datetime
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric import rsa
 from google.auth import jwt
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from shared.errors import Transient, Unauthenticated
 from shared.web import auth
-from tests.apikit import (  # noqa: F401
-    api_env,
-    body,
-    call,
-    issuer,
-    no_database,
-    signing_key_file,
-)
+from tests.apikit import body, call
+from tools.stack import keys
 
 pytestmark = pytest.mark.usefixtures("no_database", "api_env")
 
@@ -31,19 +24,19 @@ def _segment(value: object) -> str:
     return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
 
 
-def test_a_valid_token_yields_its_claims(issuer):  # noqa: F811
+def test_a_valid_token_yields_its_claims(issuer):
     claims = auth.verify(issuer.token("alice"))
     assert claims["sub"] == "alice" and claims["email"] == "alice@example.com"
 
 
-def test_certificates_are_fetched_once_and_cached(issuer):  # noqa: F811
+def test_certificates_are_fetched_once_and_cached(issuer):
     before = issuer.fetches
     for name in ("a", "b", "c"):
         auth.verify(issuer.token(name))
     assert issuer.fetches - before == 1
 
 
-def test_unknown_key_ids_refresh_at_most_every_so_often(issuer):  # noqa: F811
+def test_unknown_key_ids_refresh_at_most_every_so_often(issuer):
     auth.verify(issuer.token("warm"))
     before = issuer.fetches
     for n in range(5):
@@ -54,7 +47,7 @@ def test_unknown_key_ids_refresh_at_most_every_so_often(issuer):  # noqa: F811
     assert issuer.fetches - before <= 1
 
 
-def test_a_verified_token_is_not_verified_again_until_it_expires(issuer, monkeypatch):  # noqa: F811
+def test_a_verified_token_is_not_verified_again_until_it_expires(issuer, monkeypatch):
     token = issuer.token("alice", exp=int(time.time()) + 120)
     auth.verify(token)
     checks = []
@@ -72,7 +65,7 @@ def test_a_verified_token_is_not_verified_again_until_it_expires(issuer, monkeyp
     assert checks == [1] and "expired" in caught.value.message
 
 
-def test_a_cached_token_does_not_vouch_for_a_tampered_copy(issuer):  # noqa: F811
+def test_a_cached_token_does_not_vouch_for_a_tampered_copy(issuer):
     token = issuer.token("alice")
     auth.verify(token)
     header, payload, signature = token.split(".")
@@ -94,20 +87,20 @@ def test_a_cached_token_does_not_vouch_for_a_tampered_copy(issuer):  # noqa: F81
         ({"iat": int(time.time()) + 3600}, "not valid"),
     ],
 )
-def test_invalid_claims_are_refused(issuer, claims, reason):  # noqa: F811
+def test_invalid_claims_are_refused(issuer, claims, reason):
     with pytest.raises(Unauthenticated) as caught:
         auth.verify(issuer.token("mallory", **claims))
     assert reason in caught.value.message
 
 
-def test_a_token_signed_by_another_key_is_forged(issuer):  # noqa: F811
-    stranger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+def test_a_token_signed_by_another_key_is_forged(issuer):
+    stranger = keys.new_private_key_pem()
     with pytest.raises(Unauthenticated) as caught:
         auth.verify(issuer.token("mallory", key=stranger))
     assert "bad signature" in caught.value.message
 
 
-def test_a_tampered_payload_fails_the_signature(issuer):  # noqa: F811
+def test_a_tampered_payload_fails_the_signature(issuer):
     header, _, signature = issuer.token("alice").split(".")
     forged = _segment({"iss": "x", "aud": "y", "sub": "admin", "iat": 1, "exp": 9999999999})
     with pytest.raises(Unauthenticated):

@@ -16,8 +16,8 @@ from shared.errors import InvalidInput
 from shared.events import PubSubMessage
 from shared.generation import openai_images, planning, rendering
 from shared.generation.parameters import JobParameters
-from tests import imagefactory
-from tools.fake_openai import FakeOpenAI
+from tools.fixtures import images as imagefactory
+from tools.fixtures.cloud import reset_clients
 
 JOB = JobParameters.model_construct(
     prompt=" a lighthouse at dusk. ",
@@ -30,21 +30,13 @@ JOB = JobParameters.model_construct(
 
 
 @pytest.fixture
-def fake(monkeypatch):
-    with FakeOpenAI() as server:
-        monkeypatch.setenv("DATABASE_URL", "postgresql://nobody@127.0.0.1:1/none")
-        monkeypatch.setenv("OPENAI_API_KEY", "sk-test-unit")
-        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
-        monkeypatch.setenv("OPENAI_MAX_RETRIES", "1")
-        monkeypatch.setenv("OPENAI_TIMEOUT_SECONDS", "1")
-        _reset()
-        yield server
-    _reset()
-
-
-def _reset() -> None:
-    config.settings.cache_clear()
-    openai_images._client = None
+def fake(fake_openai, monkeypatch):
+    """The fake, with one client retry and a one-second timeout; no database."""
+    monkeypatch.setenv("DATABASE_URL", "postgresql://nobody@127.0.0.1:1/none")
+    monkeypatch.setenv("OPENAI_MAX_RETRIES", "1")
+    monkeypatch.setenv("OPENAI_TIMEOUT_SECONDS", "1")
+    reset_clients()
+    return fake_openai
 
 
 def test_the_client_is_made_once_with_the_configured_timeout_and_retries(fake):
@@ -133,7 +125,7 @@ def test_an_outage_that_heals_within_the_retries_succeeds(fake):
 
 def test_an_unknown_model_is_an_invalid_request(fake, monkeypatch):
     monkeypatch.setenv("OPENAI_IMAGE_MODEL", "dall-e-3")
-    _reset()
+    reset_clients()
     with pytest.raises(openai_images.ModelRequestInvalid) as caught:
         openai_images.generate_image("a fox", (1024, 1024), [])
     assert "404" in caught.value.message and not caught.value.retryable
@@ -149,7 +141,7 @@ def test_prompt_enhancement_keeps_markers_and_falls_back_to_the_brief(fake):
 
 def test_without_fallback_an_enhancement_outage_is_retried(fake, monkeypatch):
     monkeypatch.setenv("OPENAI_FALLBACK_ON_ERROR", "false")
-    _reset()
+    reset_clients()
     fake.add_faults([{"endpoint": "chat", "status": 503, "times": 2}])
     with pytest.raises(openai_images.ModelUnavailable):
         planning.write_prompt(JOB)
@@ -189,15 +181,6 @@ def test_messages_are_parsed_strictly():
             rendering.shot_of(PubSubMessage("1", data))
     with pytest.raises(InvalidInput):
         planning.job_id_of(PubSubMessage("1", {"job": 1}))
-
-
-def test_the_client_is_not_built_at_import():
-    assert openai.OpenAI is not None
-    openai_images._client = None
-    import importlib
-
-    importlib.reload(openai_images)
-    assert openai_images._client is None
 
 
 def test_a_model_jpeg_is_kept_and_anything_else_becomes_one():

@@ -11,7 +11,7 @@ import pytest
 from shared.config import UploadLimits
 from shared.errors import Unprocessable
 from shared.uploads.imageinfo import ImageInfo, ImageRejected, inspect
-from tests import imagefactory as make
+from tools.fixtures import images as make
 
 LIMITS = UploadLimits()
 

@@ -19,7 +19,7 @@ from shared.uploads.reconcile import batches, listed
 from shared.uploads.registration import owner_and_file_name
 from shared.web.dispatch import dispatch
 from shared.web.router import Router
-from tests import imagefactory as make
+from tools.fixtures import images as make
 from tools.stack import keys
 
 USER = {"id": uuid.UUID("6f1c2b9e-3d4a-4e5f-8a7b-1c2d3e4f5a6b"), "auth_subject": "alice"}

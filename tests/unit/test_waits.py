@@ -10,7 +10,7 @@ from werkzeug.test import EnvironBuilder
 from shared import routes
 from shared.web import dispatch, waits
 from shared.web.request import ApiRequest
-from tests.apikit import api_env, body, issuer, no_database, signing_key_file  # noqa: F401
+from tests.apikit import body
 
 pytestmark = pytest.mark.usefixtures("no_database", "api_env")
 USER = {"id": str(uuid.uuid4())}

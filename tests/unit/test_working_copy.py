@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from shared.uploads import working_copy
-from tests import imagefactory as make
+from tools.fixtures import images as make
 
 
 def made(data: bytes) -> Image.Image:

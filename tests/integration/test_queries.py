@@ -12,7 +12,7 @@ import pytest
 from shared import config, db
 from shared.errors import Transient
 from shared.queries import generated_images, jobs, sessions, users
-from tests.db import factories as make
+from tests.integration import factories as make
 
 
 def test_sessions_list_newest_activity_first_with_thumbnail_and_count(database):

@@ -1,15 +1,12 @@
 """Moderation before spend, in plan_generation: the OpenAI fake through the real client, on a
-real PostgreSQL and the emulators (fixtures and helpers of test_generation_pipeline)."""
+real PostgreSQL and the emulators."""
 
 from __future__ import annotations
 
 import pytest
 
 from shared.generation import openai_images, planning, service
-from tests.db import test_generation_pipeline as pipeline
-from tests.db.test_generation_pipeline import current, images_of, run_job, submit
-
-cloud, fake = pipeline.cloud, pipeline.fake
+from tests.integration.jobs import current, images_of, run_job, submit
 
 
 def paths(fake) -> list[str]:

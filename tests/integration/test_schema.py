@@ -18,7 +18,7 @@ from shared.errors import InvalidInput, NotFound
 from shared.generation import parameters
 from shared.generation.parameters import JobParameters
 from shared.queries import jobs
-from tests.db import factories as make
+from tests.integration import factories as make
 from tools.pgcluster import pg_bin
 
 

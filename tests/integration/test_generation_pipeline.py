@@ -13,84 +13,11 @@ import pytest
 from shared import config, db
 from shared.errors import Transient
 from shared.generation import model_slots, openai_images, planning, rendering, service
-from shared.generation.models import GenerationRequest
-from shared.queries import job_runs, jobs, model_calls
-from tests.db import factories as make
-from tests.db import generation_support as support
+from shared.queries import job_runs, model_calls
+from tests.integration import factories as make
+from tests.integration.jobs import current, expire_leases, images_of, run_job, submit
 from tools.fake_openai import FakeOpenAI
-
-
-@pytest.fixture
-def cloud(database, monkeypatch):
-    """A fresh database, the emulators, and OpenAI switched off (the fallback renders)."""
-    emulators = support.cloud()
-    emulators.use(monkeypatch)
-    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_FALLBACK_ON_ERROR"):
-        monkeypatch.delenv(name, raising=False)
-    _reconfigure()
-    yield emulators
-    monkeypatch.undo()
-    support.forget_clients()
-
-
-@pytest.fixture
-def fake(cloud, monkeypatch):
-    """OpenAI on: the fake, through the real client, without client retries (fast faults)."""
-    with FakeOpenAI() as server:
-        monkeypatch.setenv("OPENAI_API_KEY", "sk-test-generation")
-        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
-        monkeypatch.setenv("OPENAI_MAX_RETRIES", "0")
-        _reconfigure()
-        yield server
-
-
-def _reconfigure() -> None:
-    config.settings.cache_clear()
-    openai_images._client = None
-
-
-def submit(owner: dict[str, Any] | None = None, **fields: Any) -> dict[str, Any]:
-    """A job created through the service, as POST /v1/generations does."""
-    if owner is None:
-        with db.transaction() as conn:
-            owner = make.user(conn)
-    fields.setdefault("prompt", "a lighthouse on a cliff at dusk")
-    job, _, _ = service.create(owner["id"], GenerationRequest.model_validate(fields))
-    return job
-
-
-def run_job(cloud: support.Cloud, job: dict[str, Any]) -> dict[str, Any]:
-    """Plan, then render every published shot; the job as it ends."""
-    planning.plan(job["id"])
-    for message in cloud.messages("render-requests", job["id"], at_least=job["number_of_shots"]):
-        rendering.render_shot(job["id"], message["index"])
-    return current(job)
-
-
-def current(job: dict[str, Any]) -> dict[str, Any]:
-    with db.transaction() as conn:
-        return jobs.get(conn, job["id"])
-
-
-def images_of(job: dict[str, Any]) -> list[dict[str, Any]]:
-    with db.transaction() as conn:
-        return db.rows(
-            conn,
-            "SELECT * FROM generated_images WHERE generation_job_id = :id ORDER BY generation_index",
-            {"id": job["id"]},
-        )
-
-
-def expire_leases(job: dict[str, Any]) -> None:
-    """What time does to the claims of a worker that died: they lapse."""
-    with db.transaction() as conn:
-        db.execute(
-            conn,
-            """UPDATE generation_jobs SET leases = (SELECT COALESCE(jsonb_object_agg(key,
-                   jsonb_set(value, '{until}', '"2000-01-01T00:00:00+00:00"')), '{}')
-                   FROM jsonb_each(leases)) WHERE id = :id""",
-            {"id": job["id"]},
-        )
+from tools.fixtures.cloud import reset_clients
 
 
 def test_fallback_job_runs_end_to_end(cloud):
@@ -121,7 +48,7 @@ def test_fallback_job_runs_end_to_end(cloud):
 
 def test_openai_job_with_references_goes_to_the_edit_endpoint(fake, cloud):
     from shared import storage
-    from tests import imagefactory
+    from tools.fixtures import images as imagefactory
 
     with db.transaction() as conn:
         owner = make.user(conn)
@@ -159,7 +86,7 @@ def test_references_reach_the_model_as_their_working_copies(fake, cloud):
     from shared.limits import service as limits
     from shared.queries import reference_images
     from shared.uploads import registration
-    from tests import imagefactory
+    from tools.fixtures import images as imagefactory
 
     # GIVEN a 12 MP photo uploaded and registered as register_upload does
     with db.transaction() as conn:
@@ -187,7 +114,7 @@ def test_references_reach_the_model_as_their_working_copies(fake, cloud):
 def test_a_reference_registered_before_working_copies_gets_one_on_first_use(fake, cloud):
     from shared import storage
     from shared.queries import reference_images
-    from tests import imagefactory
+    from tools.fixtures import images as imagefactory
 
     # GIVEN a 12 MP photo registered before working copies existed: its row names no copy
     with db.transaction() as conn:
@@ -220,7 +147,7 @@ def test_a_reference_registered_before_working_copies_past_todays_limits_fails_t
     fake, cloud, monkeypatch
 ):
     from shared import storage
-    from tests import imagefactory
+    from tools.fixtures import images as imagefactory
 
     # GIVEN an old reference that today's decode budget would refuse at registration
     with db.transaction() as conn:
@@ -229,7 +156,7 @@ def test_a_reference_registered_before_working_copies_past_todays_limits_fails_t
     upload = storage.object_name_from_bucket_path(legacy["gcp_bucket_path"])
     storage.write(upload, imagefactory.jpeg(4000, 3000), "image/jpeg")
     monkeypatch.setenv("UPLOAD_MAX_DECODE_BYTES", str(1024 * 1024))
-    _reconfigure()
+    reset_clients()
 
     # WHEN a job uses it
     job = submit(owner, number_of_shots=1, reference_image_ids=[str(legacy["id"])])
@@ -247,7 +174,7 @@ def test_a_late_working_copy_of_a_reference_deleted_meanwhile_is_queued_for_dele
     from shared.errors import NotFound
     from shared.queries import reference_images
     from shared.uploads import service as uploads
-    from tests import imagefactory
+    from tools.fixtures import images as imagefactory
 
     # GIVEN a reference from before working copies, deleted while a render makes its copy
     with db.transaction() as conn:
@@ -286,7 +213,7 @@ def test_an_outage_renders_the_fallback_and_the_job_says_mixed(fake, cloud):
 
 def test_without_fallback_an_outage_is_retried_by_redelivery(fake, cloud, monkeypatch):
     monkeypatch.setenv("OPENAI_FALLBACK_ON_ERROR", "false")
-    _reconfigure()
+    reset_clients()
     job = submit(number_of_shots=1)
     planning.plan(job["id"])
     fake.add_faults([{"endpoint": "images", "status": 503}])
@@ -335,7 +262,7 @@ def test_a_rate_limit_pauses_the_organisation_and_the_shot_waits_without_fallbac
 
 def test_a_shot_beyond_the_model_limit_waits_in_its_subscription(fake, cloud, monkeypatch):
     monkeypatch.setenv("OPENAI_CONCURRENT_IMAGES", "1")
-    _reconfigure()
+    reset_clients()
     job = submit(number_of_shots=2)
     planning.plan(job["id"])
     with db.transaction() as conn:  # another instance's call in flight holds the one slot
@@ -359,7 +286,7 @@ def test_shots_waiting_on_the_model_hold_no_connection(fake, cloud, monkeypatch)
     its transactions (claim, record), never across the model call."""
     monkeypatch.setenv("DB_POOL_SIZE", "1")
     monkeypatch.setenv("DB_POOL_TIMEOUT_SECONDS", "30")
-    _reconfigure()
+    reset_clients()
     db.dispose()
     job = submit(number_of_shots=8)
     planning.plan(job["id"])
@@ -530,12 +457,12 @@ def test_a_storage_failure_loses_nothing(cloud, monkeypatch):
     planning.plan(job["id"])
     with monkeypatch.context() as patch:
         patch.setenv("BUCKET_NAME", "a-bucket-that-is-not-there")  # every write refused
-        _reconfigure()
+        reset_clients()
         with pytest.raises(Exception):  # noqa: B017 - whatever storage raises, it is not acked
             rendering.render_shot(job["id"], 1)
     assert current(job)["leases"] == {} and images_of(job) == []
 
-    _reconfigure()
+    reset_clients()
     rendering.render_shot(job["id"], 1)
     assert current(job)["status"] == "completed"
     assert len(cloud.objects(f"generated/{job['id']}/")) == 1
@@ -543,7 +470,7 @@ def test_a_storage_failure_loses_nothing(cloud, monkeypatch):
 
 def test_a_database_outage_while_recording_loses_nothing(cloud, monkeypatch):
     monkeypatch.setenv("DB_STATEMENT_TIMEOUT_MS", "500")
-    _reconfigure()
+    reset_clients()
     db.dispose()
     job = submit(number_of_shots=1)
     planning.plan(job["id"])

@@ -13,23 +13,23 @@ import pytest
 
 from shared import db
 from shared.queries import generated_images
-from tests.apikit import api_env, body, call, issuer, signing_key_file  # noqa: F401
-from tests.db import factories as make
+from tests.apikit import body, call
+from tests.integration import factories as make
 
 
 @pytest.fixture
-def api(database, api_env):  # noqa: F811
+def api(database, api_env):
     """The database first, then the API's settings pointing at it."""
     return database
 
 
 @pytest.fixture
-def alice(api, issuer):  # noqa: F811
+def alice(api, issuer):
     return issuer.token("alice")
 
 
 @pytest.fixture
-def bob(api, issuer):  # noqa: F811
+def bob(api, issuer):
     return issuer.token("bob")
 
 
@@ -60,7 +60,7 @@ def test_the_first_call_creates_the_user_and_later_calls_find_it(alice):
         assert db.one(conn, "SELECT count(*) AS n FROM users")["n"] == 1
 
 
-def test_concurrent_first_calls_make_one_user(api, issuer):  # noqa: F811
+def test_concurrent_first_calls_make_one_user(api, issuer):
     token = issuer.token("carol")
     with ThreadPoolExecutor(6) as pool:
         ids = set(pool.map(lambda _: _user_id(token), range(12)))
@@ -150,7 +150,7 @@ def test_another_users_resources_answer_404(alice, bob):
     assert body(call("GET", path, token=alice))["title"] == "private"  # untouched
 
 
-def test_every_route_wants_a_token(api, issuer):  # noqa: F811
+def test_every_route_wants_a_token(api, issuer):
     expired = issuer.token("alice", exp=int(time.time()) - 100, iat=int(time.time()) - 4000)
     some_id = "00000000-0000-4000-8000-000000000000"
     for method, path in [

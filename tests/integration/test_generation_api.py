@@ -2,65 +2,20 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import pytest
-from werkzeug.test import EnvironBuilder
-from werkzeug.wrappers import Request
 
-from shared import config, db, routes
+from shared import db
 from shared.generation import planning, rendering
 from shared.queries import jobs
-from shared.web.dispatch import dispatch
-from tests.db import factories as make
-from tests.db import generation_support as support
-
-
-@pytest.fixture
-def cloud(database, monkeypatch):
-    emulators = support.cloud()
-    emulators.use(monkeypatch)
-    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    config.settings.cache_clear()
-    yield emulators
-    monkeypatch.undo()
-    support.forget_clients()
-
-
-@pytest.fixture
-def alice(cloud):
-    with db.transaction() as conn:
-        return make.user(conn, f"alice-{uuid.uuid4().hex[:6]}")
-
-
-@pytest.fixture
-def bob(cloud):
-    with db.transaction() as conn:
-        return make.user(conn, f"bob-{uuid.uuid4().hex[:6]}")
-
-
-def call(
-    user: dict[str, Any], method: str, path: str, body: Any = None, headers: dict | None = None
-) -> tuple[int, Any, dict[str, str]]:
-    """One request through the dispatcher, authenticated as `user`."""
-    builder = EnvironBuilder(
-        method=method,
-        path=path.split("?")[0],
-        query_string=path.split("?")[1] if "?" in path else None,
-        data=None if body is None else json.dumps(body),
-        content_type="application/json" if body is not None else None,
-        headers=headers or {},
-    )
-    response = dispatch(routes.router(), Request(builder.get_environ()), lambda _: user)
-    text = response.get_data(as_text=True)
-    return response.status_code, json.loads(text) if text else None, dict(response.headers)
+from tests.apikit import call_as
+from tests.integration import factories as make
 
 
 def test_create_records_a_pending_job_in_a_new_session_and_queues_it(cloud, alice):
-    status, job, headers = call(
+    status, job, headers = call_as(
         alice, "POST", "/v1/generations", {"prompt": "a red fox", "number_of_shots": 2}
     )
 
@@ -97,7 +52,7 @@ def test_create_records_a_pending_job_in_a_new_session_and_queues_it(cloud, alic
     ],
 )
 def test_every_parameter_is_validated(cloud, alice, field, value):
-    status, body, _ = call(alice, "POST", "/v1/generations", {"prompt": "ok", field: value})
+    status, body, _ = call_as(alice, "POST", "/v1/generations", {"prompt": "ok", field: value})
     assert status == 400
     assert body["error"]["details"][0]["field"].startswith(field)
 
@@ -110,7 +65,7 @@ def test_another_users_session_or_reference_is_not_found_and_nothing_is_recorded
         {"session_id": str(bobs_session["id"])},
         {"reference_image_ids": [str(bobs_reference["id"])]},
     ):
-        status, body, _ = call(alice, "POST", "/v1/generations", {"prompt": "p", **extra})
+        status, body, _ = call_as(alice, "POST", "/v1/generations", {"prompt": "p", **extra})
         assert status == 404, body
     with db.transaction() as conn:
         assert db.one(conn, "SELECT count(*) AS n FROM generation_jobs")["n"] == 0
@@ -120,9 +75,9 @@ def test_another_users_session_or_reference_is_not_found_and_nothing_is_recorded
 def test_an_idempotency_key_replays_the_same_job_and_refuses_another_body(cloud, alice):
     body = {"prompt": "a red fox", "style": "anime"}
     key = {"Idempotency-Key": "k-1"}
-    first = call(alice, "POST", "/v1/generations", body, key)
-    again = call(alice, "POST", "/v1/generations", body, key)
-    other = call(alice, "POST", "/v1/generations", {**body, "style": "sketch"}, key)
+    first = call_as(alice, "POST", "/v1/generations", body, headers=key)
+    again = call_as(alice, "POST", "/v1/generations", body, headers=key)
+    other = call_as(alice, "POST", "/v1/generations", {**body, "style": "sketch"}, headers=key)
 
     assert (first[0], again[0]) == (202, 202) and first[1]["id"] == again[1]["id"]
     assert again[2]["Idempotent-Replayed"] == "true"
@@ -134,7 +89,9 @@ def test_concurrent_requests_with_one_key_make_one_job(cloud, alice):
     body, key = {"prompt": "a red fox"}, {"Idempotency-Key": "k-race"}
     with ThreadPoolExecutor(4) as pool:
         answers = list(
-            pool.map(lambda _: call(alice, "POST", "/v1/generations", body, key), range(4))
+            pool.map(
+                lambda _: call_as(alice, "POST", "/v1/generations", body, headers=key), range(4)
+            )
         )
     assert {a[0] for a in answers} == {202}
     assert len({a[1]["id"] for a in answers}) == 1
@@ -145,7 +102,7 @@ def test_concurrent_requests_with_one_key_make_one_job(cloud, alice):
 
 def test_get_shows_progress_references_and_signed_images_to_the_owner_only(cloud, alice, bob):
     from shared import storage
-    from tests import imagefactory
+    from tools.fixtures import images as imagefactory
 
     with db.transaction() as conn:
         reference = make.reference(conn, alice)
@@ -154,7 +111,7 @@ def test_get_shows_progress_references_and_signed_images_to_the_owner_only(cloud
         imagefactory.jpeg(),
         "image/jpeg",
     )
-    _, job, _ = call(
+    _, job, _ = call_as(
         alice,
         "POST",
         "/v1/generations",
@@ -163,7 +120,7 @@ def test_get_shows_progress_references_and_signed_images_to_the_owner_only(cloud
     planning.plan(job["id"])
     rendering.render_shot(job["id"], 2)
 
-    status, shown, _ = call(alice, "GET", f"/v1/generations/{job['id']}")
+    status, shown, _ = call_as(alice, "GET", f"/v1/generations/{job['id']}")
 
     assert status == 200 and shown["status"] == "processing"
     assert shown["progress"] == {"done": 1, "total": 2}
@@ -174,48 +131,48 @@ def test_get_shows_progress_references_and_signed_images_to_the_owner_only(cloud
     assert "X-Goog-Signature" in image["thumbnail_url"] and "gcp_url" not in image
     expiry = min(image["urls_expire_at"], shown["reference_images"][0]["urls_expire_at"])
     assert shown["urls_expire_at"] == expiry
-    assert call(bob, "GET", f"/v1/generations/{job['id']}")[0] == 404
-    assert call(alice, "GET", "/v1/generations/not-a-uuid")[0] == 404
+    assert call_as(bob, "GET", f"/v1/generations/{job['id']}")[0] == 404
+    assert call_as(alice, "GET", "/v1/generations/not-a-uuid")[0] == 404
 
 
 def test_cancel_and_retry_follow_the_state_machine(cloud, alice, bob):
-    _, job, _ = call(alice, "POST", "/v1/generations", {"prompt": "p", "number_of_shots": 2})
+    _, job, _ = call_as(alice, "POST", "/v1/generations", {"prompt": "p", "number_of_shots": 2})
     path = f"/v1/generations/{job['id']}"
 
-    assert call(alice, "POST", f"{path}/retry")[0] == 409  # pending: nothing to retry
-    assert call(bob, "POST", f"{path}/cancel")[0] == 404
-    status, cancelled, _ = call(alice, "POST", f"{path}/cancel")
+    assert call_as(alice, "POST", f"{path}/retry")[0] == 409  # pending: nothing to retry
+    assert call_as(bob, "POST", f"{path}/cancel")[0] == 404
+    status, cancelled, _ = call_as(alice, "POST", f"{path}/cancel")
     assert status == 200 and cancelled["status"] == "cancelled" and cancelled["completed_at"]
-    assert call(alice, "POST", f"{path}/cancel")[1]["error"]["code"] == "invalid_state"
+    assert call_as(alice, "POST", f"{path}/cancel")[1]["error"]["code"] == "invalid_state"
     planning.plan(job["id"])  # the queued request finds the job cancelled
     assert cloud.messages("render-requests", job["id"], timeout=1) == []
 
-    status, retried, _ = call(alice, "POST", f"{path}/retry")
+    status, retried, _ = call_as(alice, "POST", f"{path}/retry")
     assert status == 202 and retried["status"] == "pending" and retried["completed_at"] is None
     planning.plan(job["id"])
     for index in (1, 2):
         rendering.render_shot(job["id"], index)
-    assert call(alice, "GET", path)[1]["status"] == "completed"
-    assert call(alice, "POST", f"{path}/retry")[0] == 409
+    assert call_as(alice, "GET", path)[1]["status"] == "completed"
+    assert call_as(alice, "POST", f"{path}/retry")[0] == 409
     events = cloud.messages("generation-events", job["id"], at_least=2)
     assert [e["status"] for e in events] == ["cancelled", "completed"]  # one per finish
 
 
 def test_a_session_lists_its_jobs_newest_first_by_status_in_pages(cloud, alice, bob):
-    _, first, _ = call(alice, "POST", "/v1/generations", {"prompt": "first"})
+    _, first, _ = call_as(alice, "POST", "/v1/generations", {"prompt": "first"})
     session = first["session_id"]
     made = [first["id"]]
     for n in range(4):
         made.append(
-            call(alice, "POST", "/v1/generations", {"prompt": f"p{n}", "session_id": session})[1][
-                "id"
-            ]
+            call_as(alice, "POST", "/v1/generations", {"prompt": f"p{n}", "session_id": session})[
+                1
+            ]["id"]
         )
-    call(alice, "POST", f"/v1/generations/{made[1]}/cancel")
+    call_as(alice, "POST", f"/v1/generations/{made[1]}/cancel")
 
     seen, cursor = [], ""
     while True:
-        status, page, _ = call(
+        status, page, _ = call_as(
             alice, "GET", f"/v1/sessions/{session}/generations?limit=2&cursor={cursor}"
         )
         assert status == 200
@@ -224,11 +181,11 @@ def test_a_session_lists_its_jobs_newest_first_by_status_in_pages(cloud, alice, 
         if not cursor:
             break
     assert seen == made[::-1]
-    _, cancelled, _ = call(alice, "GET", f"/v1/sessions/{session}/generations?status=cancelled")
+    _, cancelled, _ = call_as(alice, "GET", f"/v1/sessions/{session}/generations?status=cancelled")
     assert [j["id"] for j in cancelled["items"]] == [made[1]]
     assert cancelled["items"][0]["progress"] == {"done": 0, "total": 1}
-    assert call(alice, "GET", f"/v1/sessions/{session}/generations?status=done")[0] == 400
-    assert call(bob, "GET", f"/v1/sessions/{session}/generations")[0] == 404
+    assert call_as(alice, "GET", f"/v1/sessions/{session}/generations?status=done")[0] == 400
+    assert call_as(bob, "GET", f"/v1/sessions/{session}/generations")[0] == 404
 
 
 def test_a_job_whose_request_was_never_published_is_not_lost(cloud, alice):

@@ -3,53 +3,23 @@
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
 from shared import db, storage
-from tests import imagefactory as make
-from tests.db import test_uploads as base
-
-emulator, bucket, owner = base.emulator, base.bucket, base.owner
-ROOT = Path(__file__).resolve().parents[2]
+from tests.integration import uploads as base
+from tools.fixtures import images as make
 
 
 @pytest.fixture
-def function(bucket: str) -> Iterator[str]:
+def function(bucket: str, functions: Any) -> str:
     """functions-framework serving register_upload against this test's database and bucket."""
-    port = base._free_port()
-    process = subprocess.Popen(
-        [
-            str(Path(sys.executable).with_name("functions-framework")),
-            "--source=functions/register_upload/main.py",
-            "--target=register_upload",
-            f"--port={port}",
-        ],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT), "LOG_LEVEL": "WARNING"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while socket.socket().connect_ex(("127.0.0.1", port)) != 0:
-            assert process.poll() is None and time.monotonic() < deadline, "did not start"
-            time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}/"
-    finally:
-        os.killpg(process.pid, 15)
-        process.wait(timeout=10)
+    env = {**os.environ, "LOG_LEVEL": "WARNING"}
+    return functions("functions/register_upload/main.py", "register_upload", env).url
 
 
 def finalize(url: str, name: str, event_id: str | None = None, **data: Any) -> int:

@@ -16,47 +16,25 @@ from urllib.parse import urlsplit, urlunsplit
 
 import jsonschema_rs
 import pytest
-from werkzeug.test import EnvironBuilder
-from werkzeug.wrappers import Request
 
-from shared import config, db, routes
+from shared import config, db
 from shared.errors import AppError, Transient
 from shared.events import PubSubMessage
 from shared.generation import job_events, planning, rendering
 from shared.queries import webhooks
-from shared.web.dispatch import dispatch
 from shared.webhooks import delivery
-from tests.apikit import DOCUMENT, conforms
-from tests.db import factories as make
-from tests.db import generation_support as support
-from tests.webhook_receiver import HANG, Receiver, verified
+from tests.apikit import DOCUMENT, call_as
+from tools.fixtures.webhook_receiver import HANG, Receiver, verified
 
 ROOT = Path(__file__).resolve().parents[2]
 PUBLIC = "https://8.8.8.8/hooks"  # a literal address: no DNS needed, and never called
 
 
-@pytest.fixture
-def cloud(database, monkeypatch):
-    emulators = support.cloud()
-    emulators.use(monkeypatch)
-    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+@pytest.fixture(autouse=True)
+def loopback_webhooks(monkeypatch):
+    """Webhooks may go to http://127.0.0.1 (the receiver), as on the local stack."""
     monkeypatch.setenv("WEBHOOK_ALLOW_LOOPBACK_HTTP", "true")
     config.settings.cache_clear()
-    yield emulators
-    monkeypatch.undo()
-    support.forget_clients()
-
-
-@pytest.fixture
-def alice(cloud):
-    with db.transaction() as conn:
-        return make.user(conn, f"alice-{uuid.uuid4().hex[:6]}")
-
-
-@pytest.fixture
-def bob(cloud):
-    with db.transaction() as conn:
-        return make.user(conn, f"bob-{uuid.uuid4().hex[:6]}")
 
 
 @pytest.fixture
@@ -66,26 +44,8 @@ def receiver():
     server.close()
 
 
-def call(
-    user: dict[str, Any], method: str, path: str, body: Any = None, headers: dict | None = None
-) -> tuple[int, Any, dict[str, str]]:
-    """One request through the dispatcher as `user`, checked against the OpenAPI document."""
-    builder = EnvironBuilder(
-        method=method,
-        path=path.split("?")[0],
-        query_string=path.split("?")[1] if "?" in path else None,
-        data=None if body is None else json.dumps(body),
-        content_type="application/json" if body is not None else None,
-        headers=headers or {},
-    )
-    response = dispatch(routes.router(), Request(builder.get_environ()), lambda _: user)
-    conforms(method, path.split("?")[0], response)
-    text = response.get_data(as_text=True)
-    return response.status_code, json.loads(text) if text else None, dict(response.headers)
-
-
 def job_with(user: dict[str, Any], webhook: str, **fields: Any) -> dict[str, Any]:
-    status, job, _ = call(
+    status, job, _ = call_as(
         user, "POST", "/v1/generations", {"prompt": "a fox", "webhook": webhook, **fields}
     )
     assert status == 202, job
@@ -93,7 +53,7 @@ def job_with(user: dict[str, Any], webhook: str, **fields: Any) -> dict[str, Any
 
 
 def secret_of(user: dict[str, Any]) -> str:
-    return call(user, "GET", "/v1/webhook-secret")[1]["secret"]
+    return call_as(user, "GET", "/v1/webhook-secret")[1]["secret"]
 
 
 def started(job_id: Any) -> delivery.Event:
@@ -113,7 +73,7 @@ def start(job: dict[str, Any]) -> None:
 
 
 def attempts(user: dict[str, Any], job: dict[str, Any]) -> list[dict[str, Any]]:
-    status, page, _ = call(user, "GET", f"/v1/generations/{job['id']}/webhook-deliveries")
+    status, page, _ = call_as(user, "GET", f"/v1/generations/{job['id']}/webhook-deliveries")
     assert status == 200
     return page["items"]
 
@@ -124,12 +84,12 @@ def attempts(user: dict[str, Any], job: dict[str, Any]) -> list[dict[str, Any]]:
 def test_a_job_stores_and_shows_its_webhook_and_events(cloud, alice):
     job = job_with(alice, PUBLIC, webhook_events=["completed", "started", "completed"])
     assert (job["webhook"], job["webhook_events"]) == (PUBLIC, ["started", "completed"])
-    shown = call(alice, "GET", f"/v1/generations/{job['id']}")[1]
+    shown = call_as(alice, "GET", f"/v1/generations/{job['id']}")[1]
     assert (shown["webhook"], shown["webhook_events"]) == (PUBLIC, ["started", "completed"])
     assert job_with(alice, PUBLIC)["webhook_events"] == ["started", "image", "completed"]
-    plain = call(alice, "POST", "/v1/generations", {"prompt": "a fox"})[1]
+    plain = call_as(alice, "POST", "/v1/generations", {"prompt": "a fox"})[1]
     assert (plain["webhook"], plain["webhook_events"]) == (None, None)
-    status, body, _ = call(
+    status, body, _ = call_as(
         alice, "POST", "/v1/generations", {"prompt": "a fox", "webhook_events": ["image"]}
     )
     assert status == 400 and "needs a webhook" in json.dumps(body)
@@ -145,7 +105,7 @@ def test_a_job_stores_and_shows_its_webhook_and_events(cloud, alice):
     ],
 )
 def test_a_webhook_must_be_an_absolute_url_of_at_most_2000_characters(cloud, alice, webhook):
-    status, body, _ = call(
+    status, body, _ = call_as(
         alice, "POST", "/v1/generations", {"prompt": "a fox", "webhook": webhook}
     )
     assert status == 400, body
@@ -156,8 +116,8 @@ def test_a_webhook_must_be_an_absolute_url_of_at_most_2000_characters(cloud, ali
 def test_the_webhook_is_part_of_the_idempotency_fingerprint(cloud, alice):
     key = {"Idempotency-Key": "hook-1"}
     body = {"prompt": "a fox", "webhook": PUBLIC, "webhook_events": ["image", "started"]}
-    first = call(alice, "POST", "/v1/generations", body, key)
-    reordered = call(
+    first = call_as(alice, "POST", "/v1/generations", body, headers=key)
+    reordered = call_as(
         alice, "POST", "/v1/generations", {**body, "webhook_events": ["started", "image"]}, key
     )
     assert first[0] == reordered[0] == 202 and reordered[2]["Idempotent-Replayed"] == "true"
@@ -166,7 +126,9 @@ def test_the_webhook_is_part_of_the_idempotency_fingerprint(cloud, alice):
         {"webhook_events": ["image"]},
         {"webhook": None, "webhook_events": None},
     ):
-        status, answer, _ = call(alice, "POST", "/v1/generations", {**body, **other}, key)
+        status, answer, _ = call_as(
+            alice, "POST", "/v1/generations", {**body, **other}, headers=key
+        )
         assert status == 409 and answer["error"]["code"] == "idempotency_key_reused", other
 
 
@@ -186,7 +148,7 @@ def test_the_webhook_is_part_of_the_idempotency_fingerprint(cloud, alice):
 def test_a_webhook_that_could_reach_inside_is_refused(cloud, alice, monkeypatch, webhook, reason):
     monkeypatch.setenv("WEBHOOK_ALLOW_LOOPBACK_HTTP", "false")
     config.settings.cache_clear()
-    status, body, _ = call(
+    status, body, _ = call_as(
         alice, "POST", "/v1/generations", {"prompt": "a fox", "webhook": webhook}
     )
     assert status == 400 and body["error"]["code"] == "webhook_refused"
@@ -198,7 +160,7 @@ def test_a_webhook_that_could_reach_inside_is_refused(cloud, alice, monkeypatch,
 def test_the_deliveries_are_listed_to_the_jobs_owner_only(cloud, alice, bob):
     job = job_with(alice, PUBLIC)
     assert attempts(alice, job) == []
-    status, body, _ = call(bob, "GET", f"/v1/generations/{job['id']}/webhook-deliveries")
+    status, body, _ = call_as(bob, "GET", f"/v1/generations/{job['id']}/webhook-deliveries")
     assert status == 404 and body["error"]["code"] == "not_found"
 
 
@@ -206,17 +168,17 @@ def test_the_deliveries_are_listed_to_the_jobs_owner_only(cloud, alice, bob):
 
 
 def test_the_secret_is_made_on_first_use_and_rotation_keeps_the_old_one_a_day(cloud, alice):
-    status, first, _ = call(alice, "GET", "/v1/webhook-secret")
+    status, first, _ = call_as(alice, "GET", "/v1/webhook-secret")
     assert status == 200 and first["secret"].startswith("whsec_")
     assert len(base64.b64decode(first["secret"].removeprefix("whsec_"))) == 32
     assert first["previous_secret_expires_at"] is None
-    assert call(alice, "GET", "/v1/webhook-secret")[1]["secret"] == first["secret"]
+    assert call_as(alice, "GET", "/v1/webhook-secret")[1]["secret"] == first["secret"]
 
-    status, rotated, _ = call(alice, "POST", "/v1/webhook-secret/rotate")
+    status, rotated, _ = call_as(alice, "POST", "/v1/webhook-secret/rotate")
     assert status == 200 and rotated["secret"] != first["secret"]
     expires = datetime.fromisoformat(rotated["previous_secret_expires_at"])
     assert abs(expires - datetime.now(UTC) - timedelta(hours=24)) < timedelta(minutes=1)
-    assert call(alice, "GET", "/v1/webhook-secret")[1]["secret"] == rotated["secret"]
+    assert call_as(alice, "GET", "/v1/webhook-secret")[1]["secret"] == rotated["secret"]
     with db.transaction() as conn:
         secrets = webhooks.signing_secrets(conn, user_id=alice["id"])
     assert secrets == [rotated["secret"], first["secret"]]
@@ -333,7 +295,7 @@ def test_a_receiver_that_never_answers_times_out_and_is_retried(cloud, alice, mo
 
 def test_after_a_rotation_both_secrets_verify(cloud, alice, receiver):
     old = secret_of(alice)
-    new = call(alice, "POST", "/v1/webhook-secret/rotate")[1]["secret"]
+    new = call_as(alice, "POST", "/v1/webhook-secret/rotate")[1]["secret"]
     job = job_with(alice, receiver.url)
     start(job)
     delivery.deliver(started(job["id"]))
@@ -366,7 +328,7 @@ def test_concurrent_deliveries_of_one_event_post_once(cloud, alice):
 
 def test_events_the_job_did_not_ask_for_are_not_sent(cloud, alice, receiver):
     job = job_with(alice, receiver.url, webhook_events=["completed"])
-    plain = call(alice, "POST", "/v1/generations", {"prompt": "a fox"})[1]
+    plain = call_as(alice, "POST", "/v1/generations", {"prompt": "a fox"})[1]
     for j in (job, plain):
         start(j)
         delivery.deliver(started(j["id"]))
@@ -404,7 +366,7 @@ def test_a_job_delivers_started_each_image_and_completed_in_sequence(cloud, alic
     last = payloads[-1]["data"]
     assert last["status"] == "completed" and len(last["images"]) == 2
     assert all("X-Goog-Signature" in image["url"] for image in last["images"])
-    plain = call(alice, "POST", "/v1/generations", {"prompt": "a fox"})[1]
+    plain = call_as(alice, "POST", "/v1/generations", {"prompt": "a fox"})[1]
     planning.plan(plain["id"])
     rendering.render_shot(plain["id"], 1)
     assert [e["event"] for e in cloud.messages("generation-events", plain["id"], at_least=1)] == [

@@ -14,7 +14,7 @@ from typing import Any
 import pg8000.native
 
 from shared import db
-from tests.db import factories as make
+from tests.integration import factories as make
 from tools.pgcluster import connect
 
 ROUNDS = 40

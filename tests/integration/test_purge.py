@@ -14,7 +14,7 @@ from shared.errors import InvalidInput
 from shared.gallery import routes as gallery
 from shared.generation import job_events, planning, rendering, service
 from shared.queries import object_deletions
-from tests.db.test_generation_pipeline import cloud, current, images_of, submit  # noqa: F401
+from tests.integration.jobs import current, images_of, submit
 
 
 def _outbox_ids() -> set[uuid.UUID]:
@@ -22,7 +22,7 @@ def _outbox_ids() -> set[uuid.UUID]:
         return {r["id"] for r in db.rows(conn, "SELECT id FROM pending_object_deletions")}
 
 
-def test_a_message_deletes_only_what_its_outbox_rows_name(cloud):  # noqa: F811
+def test_a_message_deletes_only_what_its_outbox_rows_name(cloud):
     prefix = f"generated/{uuid.uuid4()}/"
     queued, other = f"{prefix}1_x.jpg", f"{prefix}2_y.jpg"
     generations = {
@@ -43,7 +43,7 @@ def test_a_message_deletes_only_what_its_outbox_rows_name(cloud):  # noqa: F811
     assert purge.purge({"outbox_id": str(entry["id"])})["deleted"] == 0
 
 
-def test_a_late_purge_leaves_a_shot_rendered_again_under_the_same_name(cloud):  # noqa: F811
+def test_a_late_purge_leaves_a_shot_rendered_again_under_the_same_name(cloud):
     # GIVEN a failed job whose owner deleted its one image; the purge has not run yet
     job = submit(number_of_shots=2)
     planning.plan(job["id"])
@@ -70,7 +70,7 @@ def test_a_late_purge_leaves_a_shot_rendered_again_under_the_same_name(cloud):  
     assert not _outbox_ids()
 
 
-def test_the_republisher_sends_outbox_ids_and_rows_wait_for_their_purge(cloud):  # noqa: F811
+def test_the_republisher_sends_outbox_ids_and_rows_wait_for_their_purge(cloud):
     # GIVEN an outbox row whose writer died before publishing
     name = f"generated/{uuid.uuid4()}/1_x.jpg"
     generation = storage.write(name, b"jpeg", "image/jpeg").generation

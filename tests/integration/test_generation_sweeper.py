@@ -7,21 +7,15 @@ import pytest
 from shared import config, db, maintenance
 from shared.generation import job_events, planning, rendering, sweeper
 from shared.queries import job_runs
-from tests.db import factories as make
-from tests.db import generation_support as support
-from tests.db.test_generation_pipeline import current, expire_leases, images_of, submit
+from tests.integration import factories as make
+from tests.integration.jobs import current, expire_leases, images_of, submit
 
 
-@pytest.fixture
-def cloud(database, monkeypatch):
-    emulators = support.cloud()
-    emulators.use(monkeypatch)
-    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+@pytest.fixture(autouse=True)
+def redrives(monkeypatch):
+    """Two re-drives before a stalled job fails."""
     monkeypatch.setenv("JOB_MAX_REDRIVES", "2")
     config.settings.cache_clear()
-    yield emulators
-    monkeypatch.undo()
-    support.forget_clients()
 
 
 def sql(statement: str, **params) -> None:

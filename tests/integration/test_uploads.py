@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import functools
 import io
-import json
 import os
-import socket
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -24,120 +22,15 @@ from shared.events import StorageObject
 from shared.limits import service as limits
 from shared.queries import reference_images
 from shared.uploads import reconcile, registration
-from tests import imagefactory as make
-from tests.db import factories
+from tests.integration import factories
+from tests.integration.uploads import exists, logged, put, row_for, upload_name
 from tests.unit.test_uploads import FakePager
-
-EMULATOR = (sys.executable, "-m", "tools.gcs_emulator")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tools.fixtures import images as make
 
 
 @functools.cache
 def jpeg_24mp() -> bytes:
     return make.jpeg_24mp()
-
-
-class StorageEmulator:
-    """gcp-storage-emulator in memory on a free port, for one test module."""
-
-    def __init__(self) -> None:
-        self.port = _free_port()
-        self.process = subprocess.Popen(
-            [*EMULATOR, "start", "--host", "127.0.0.1", "--port", str(self.port), "-M", "-q"],
-            cwd=Path(__file__).resolve().parents[2],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or self.process.poll() is not None:
-                    self.stop()
-                    raise RuntimeError("gcp-storage-emulator did not start") from None
-                time.sleep(0.1)
-        self.url = f"http://127.0.0.1:{self.port}"
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=10)
-
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[StorageEmulator]:
-    running = StorageEmulator()
-    try:
-        yield running
-    finally:
-        running.stop()
-
-
-@pytest.fixture
-def bucket(
-    emulator: StorageEmulator, database: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> Iterator[str]:
-    """A fresh bucket in the emulator (and a signing key), the app configured to use it."""
-    from tests.unit.test_uploads import write_signing_key
-
-    name = f"test-{uuid.uuid4().hex[:12]}"
-    monkeypatch.setenv("STORAGE_EMULATOR_HOST", emulator.url)
-    monkeypatch.setenv("BUCKET_NAME", name)
-    monkeypatch.setenv("SIGNING_CREDENTIALS_FILE", str(write_signing_key(tmp_path / "key.json")))
-    monkeypatch.setattr(storage, "_client", None)
-    config.settings.cache_clear()
-    storage.client().create_bucket(name)
-    yield name
-    config.settings.cache_clear()
-
-
-@pytest.fixture
-def owner(database: str) -> dict[str, Any]:
-    with db.transaction() as conn:
-        return factories.user(conn)
-
-
-def put(name: str, data: bytes, ticket: bool = True, **metadata: str) -> StorageObject:
-    """Store an object (with the upload ticket a signed URL would have issued for it, unless
-    `ticket` is false) and describe it as its finalize event would."""
-    if ticket:
-        with db.transaction() as conn:
-            user_id = name.split("/")[1]
-            limits.admit_upload(conn, user_id, storage.bucket_path(name), max(1, len(data)))
-    blob = storage.write(name, data, "application/octet-stream", metadata or None)
-    blob.reload()
-    return StorageObject(
-        bucket=config.settings().bucket,
-        name=name,
-        generation=blob.generation,
-        size=len(data),
-        content_type=blob.content_type,
-        metadata=dict(blob.metadata or {}),
-    )
-
-
-def upload_name(user: dict[str, Any], file_name: str = "photo.jpg") -> str:
-    return storage.upload_object_name(user["id"], file_name)
-
-
-def row_for(obj: StorageObject) -> dict[str, Any] | None:
-    with db.transaction() as conn:
-        return reference_images.get_by_path(conn, storage.bucket_path(obj.name))
-
-
-def exists(name: str) -> bool:
-    return storage.bucket().blob(name).exists()
-
-
-def logged(capsys: pytest.CaptureFixture[str], action: str) -> list[dict[str, Any]]:
-    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line]
-    return [line for line in lines if line.get("action") == action]
 
 
 @pytest.mark.parametrize(

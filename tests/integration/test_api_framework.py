@@ -11,21 +11,15 @@ import http.client
 import json
 import os
 import socket
-import subprocess
-import sys
 import threading
-import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.apikit import ISSUER, PROJECT, Issuer, issuer, signing_key_file  # noqa: F401
+from tools.fixtures.issuer import TokenIssuer
 
-ROOT = Path(__file__).resolve().parents[2]
-FRAMEWORK = Path(sys.executable).parent / "functions-framework"
 MIB = 1024 * 1024
 
 
@@ -67,48 +61,18 @@ class Api:
         return self.exchange("\n".join(lines) + "\n", body)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
-def api(database, issuer, signing_key_file, tmp_path) -> Iterator[Api]:  # noqa: F811
-    port, log = _free_port(), tmp_path / "api.log"
+def api(database, issuer, signing_key_file, functions, tmp_path) -> Api:
     env = {
         "PATH": os.environ["PATH"],
         "HOME": str(tmp_path),
-        "PYTHONPATH": str(ROOT),
         "DATABASE_URL": database,
-        "GCP_PROJECT": PROJECT,
-        "AUTH_ISSUER": ISSUER,
-        "AUTH_AUDIENCE": PROJECT,
-        "AUTH_CERTS_URL": issuer.certs_url,
+        **issuer.env(),
         "SIGNING_CREDENTIALS_FILE": str(signing_key_file),
         "STORAGE_EMULATOR_HOST": "http://127.0.0.1:9",
     }
-    command = [
-        str(FRAMEWORK),
-        *("--source", "functions/api/main.py", "--target", "api"),
-        *("--host", "127.0.0.1", "--port", str(port)),
-    ]
-    with log.open("wb") as out:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=out)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                http.client.HTTPConnection("127.0.0.1", port, timeout=2).request("GET", "/")
-                break
-            except OSError:
-                assert process.poll() is None, log.read_text()
-                assert time.monotonic() < deadline, "the api did not start"
-                time.sleep(0.2)
-        yield Api(port, log)
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
+    running = functions("functions/api/main.py", "api", env)
+    return Api(running.port, tmp_path / "api.log")
 
 
 def _error(answer: tuple[int, dict[str, str], bytes]) -> tuple[int, str]:
@@ -127,7 +91,7 @@ def _chunked(*chunks: bytes) -> bytes:
 
 def test_oversized_and_malformed_bodies_are_json_errors_and_nothing_is_logged_at_error(
     api: Api,
-    issuer: Issuer,  # noqa: F811
+    issuer: TokenIssuer,
 ) -> None:
     token = issuer.token(f"hostile-{uuid.uuid4().hex[:6]}")
     status, _, made = api.request(

@@ -14,10 +14,8 @@ import pytest
 
 from shared import changes, db
 from shared.queries import job_runs
-from tests.apikit import api_env, issuer, signing_key_file  # noqa: F401
-from tests.db import factories as make
-from tests.db.test_generation_api import alice, cloud  # noqa: F401
-from tests.db.test_generation_api import call as call_as
+from tests.apikit import call_as
+from tests.integration import factories as make
 from tools.pgcluster import connect
 
 
@@ -30,7 +28,7 @@ def listening(database: str) -> Iterator[str]:
 
 
 @pytest.fixture
-def owner(listening: str, api_env: None) -> dict[str, Any]:  # noqa: F811
+def owner(listening: str, api_env: None) -> dict[str, Any]:
     with db.transaction() as conn:
         return make.user(conn)
 
@@ -176,12 +174,12 @@ def test_a_blocking_read_wakes_when_an_image_lands_and_holds_no_connection(
             assert shown["generated_count"] == 1
 
 
-def test_prefer_wait_on_create_answers_with_the_finished_job(cloud, alice) -> None:  # noqa: F811
+def test_prefer_wait_on_create_answers_with_the_finished_job(cloud, alice) -> None:
     changes.reset()
     try:
         started = time.monotonic()
         status, job, headers = call_as(
-            alice, "POST", "/v1/generations", {"prompt": "p"}, {"Prefer": "wait=1"}
+            alice, "POST", "/v1/generations", {"prompt": "p"}, headers={"Prefer": "wait=1"}
         )
         assert status == 202 and job["status"] == "pending" and time.monotonic() - started >= 1
         assert headers["Preference-Applied"] == "wait=1" and headers["ETag"]
@@ -203,7 +201,7 @@ def test_prefer_wait_on_create_answers_with_the_finished_job(cloud, alice) -> No
         finisher = threading.Thread(target=finish_soon)
         finisher.start()
         status, done, headers = call_as(
-            alice, "POST", "/v1/generations", {"prompt": "finish me"}, {"Prefer": "wait=20"}
+            alice, "POST", "/v1/generations", {"prompt": "finish me"}, headers={"Prefer": "wait=20"}
         )
         finisher.join()
         assert status == 200 and done["status"] == "failed"

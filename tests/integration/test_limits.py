@@ -7,34 +7,17 @@ from __future__ import annotations
 import io
 import json
 import threading
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from werkzeug.test import EnvironBuilder
-from werkzeug.wrappers import Request
 
-from shared import config, db, routes
+from shared import config, db
 from shared.generation import job_events
-from shared.web.dispatch import dispatch
-from tests import imagefactory
-from tests.apikit import DOCUMENT
-from tests.db import factories as make
-from tests.db import generation_support as support
+from tests.apikit import DOCUMENT, call_as
+from tools.fixtures import images as imagefactory
 
 DAY = 24 * 3600
-
-
-@pytest.fixture
-def cloud(database, monkeypatch):
-    emulators = support.cloud()
-    emulators.use(monkeypatch)
-    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    config.settings.cache_clear()
-    yield emulators
-    monkeypatch.undo()
-    support.forget_clients()
 
 
 @pytest.fixture
@@ -48,40 +31,18 @@ def limit(cloud, monkeypatch):
     return set_default
 
 
-@pytest.fixture
-def alice(cloud):
-    with db.transaction() as conn:
-        return make.user(conn, f"alice-{uuid.uuid4().hex[:6]}")
-
-
-@pytest.fixture
-def bob(cloud):
-    with db.transaction() as conn:
-        return make.user(conn, f"bob-{uuid.uuid4().hex[:6]}")
-
-
-def call(user: dict[str, Any], method: str, path: str, body: Any = None, **builder: Any) -> Any:
-    """One request through the dispatcher as `user`: (status, body, headers)."""
-    if body is not None:
-        builder.update(data=json.dumps(body), content_type="application/json")
-    request = Request(EnvironBuilder(method=method, path=path, **builder).get_environ())
-    response = dispatch(routes.router(), request, lambda _: user)
-    text = response.get_data(as_text=True)
-    return response.status_code, json.loads(text) if text else None, dict(response.headers)
-
-
 def create(user: dict[str, Any], shots: int = 1, **headers: str) -> Any:
     body = {"prompt": "a lighthouse", "number_of_shots": shots}
-    return call(user, "POST", "/v1/generations", body, headers=headers)
+    return call_as(user, "POST", "/v1/generations", body, headers=headers)
 
 
 def signed_url(user: dict[str, Any], size: int = 100) -> Any:
     body = {"file_name": "a.png", "mime_type": "image/png", "file_size": size}
-    return call(user, "POST", "/v1/uploads/signed-url", body)
+    return call_as(user, "POST", "/v1/uploads/signed-url", body)
 
 
 def multipart(user: dict[str, Any], data: bytes) -> Any:
-    return call(user, "POST", "/v1/uploads", data={"file": (io.BytesIO(data), "a.png")})
+    return call_as(user, "POST", "/v1/uploads", data={"file": (io.BytesIO(data), "a.png")})
 
 
 def rate(headers: dict[str, str]) -> dict[str, dict[str, str]]:
@@ -157,10 +118,12 @@ def test_a_retry_counts_the_shots_it_asks_for_again(limit, alice):
     job_events.fail(job["id"], "failed for the test", "test")
     path = f"/v1/generations/{job['id']}/retry"
 
-    refused(call(alice, "POST", path), "images_per_day", ("post", "/v1/generations/{job_id}/retry"))
+    refused(
+        call_as(alice, "POST", path), "images_per_day", ("post", "/v1/generations/{job_id}/retry")
+    )
 
     sql("UPDATE images_requested SET requested_at = now() - interval '25 hours'")
-    status, retried, headers = call(alice, "POST", path)
+    status, retried, headers = call_as(alice, "POST", path)
     assert (status, retried["status"]) == (202, "pending")
     assert rate(headers)["images_per_day"]["r"] == "1"  # 3 missing shots counted again
 
@@ -224,7 +187,7 @@ def test_twenty_concurrent_requests_with_one_slot_left_admit_exactly_one(
 
     def connect(_: int) -> int:  # twenty connections open, so that none is made in the race
         start.wait(timeout=30)
-        return call(alice, "GET", "/v1/me")[0]
+        return call_as(alice, "GET", "/v1/me")[0]
 
     with ThreadPoolExecutor(20) as pool:
         assert set(pool.map(connect, range(20))) == {200}
@@ -251,8 +214,8 @@ def test_an_override_raises_one_users_limit_and_not_anothers(limit, alice, bob):
     refused(create(alice), "active_jobs", ("post", "/v1/generations"))
     assert create(bob)[0] == 202
     refused(create(bob), "active_jobs", ("post", "/v1/generations"))
-    assert call(alice, "GET", "/v1/me")[1]["limits"]["active_jobs"]["quota"] == 3
-    assert call(bob, "GET", "/v1/me")[1]["limits"]["active_jobs"]["quota"] == 1
+    assert call_as(alice, "GET", "/v1/me")[1]["limits"]["active_jobs"]["quota"] == 3
+    assert call_as(bob, "GET", "/v1/me")[1]["limits"]["active_jobs"]["quota"] == 1
 
 
 def test_me_shows_each_limit_and_the_usage_of_what_was_done(limit, alice):
@@ -264,7 +227,7 @@ def test_me_shows_each_limit_and_the_usage_of_what_was_done(limit, alice):
     png = imagefactory.png()
     assert multipart(alice, png)[0] == 201
 
-    status, me, _ = call(alice, "GET", "/v1/me")
+    status, me, _ = call_as(alice, "GET", "/v1/me")
 
     assert status == 200 and me["id"] == str(alice["id"]) and me["auth_subject"]
     shown = me["limits"]

@@ -3,45 +3,28 @@
 from __future__ import annotations
 
 import io
-import json
-import shutil
-import socket
-import subprocess
-import time
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
-from werkzeug.test import EnvironBuilder
-from werkzeug.wrappers import Request
 
-from shared import config, db, pubsub, routes, storage
+from shared import config, db, storage
 from shared.events import StorageObject
 from shared.queries import object_deletions, reference_images
 from shared.uploads import registration
-from shared.web.dispatch import dispatch
-from tests import imagefactory as make
-from tests.db import factories
-from tests.db import test_uploads as base
+from tests.apikit import call_as
+from tests.integration import factories
+from tools.fixtures import images as make
+from tools.fixtures.cloud import Cloud, reset_clients
 
-emulator, bucket, owner = base.emulator, base.bucket, base.owner
-PUBSUB_JARS = Path("/usr/lib/google-cloud-sdk/platform/pubsub-emulator/lib")
 VOLATILE = ("id", "gcp_bucket_path", "uploaded_at", "created", "url", "urls_expire_at")
-
-
-def call(user: dict[str, Any], method: str, path: str, **builder: Any) -> tuple[int, Any, Any]:
-    request = Request(EnvironBuilder(method=method, path=path, **builder).get_environ())
-    response = dispatch(routes.router(), request, lambda _: user)
-    return response.status_code, json.loads(response.get_data() or b"null"), response.headers
 
 
 def multipart(user: dict[str, Any], data: bytes, name: str = "photo.jpg", **fields: Any) -> Any:
     form = {"file": (io.BytesIO(data), name), **fields}
-    return call(user, "POST", "/v1/uploads", data=form)
+    return call_as(user, "POST", "/v1/uploads", data=form)
 
 
 def stored(name: str) -> StorageObject:
@@ -92,7 +75,7 @@ def test_both_paths_give_the_same_row(bucket: str, owner: dict[str, Any]) -> Non
     data = make.png_palette_transparent()
     status, direct, _ = multipart(owner, data, "same file.png")
     assert status == 201, direct
-    status, ticket, _ = call(
+    status, ticket, _ = call_as(
         owner,
         "POST",
         "/v1/uploads/signed-url",
@@ -103,7 +86,7 @@ def test_both_paths_give_the_same_row(bucket: str, owner: dict[str, Any]) -> Non
     assert put.status_code == 200, put.text
     name = ticket["gcp_bucket_path"].split("/", 1)[1]
     registration.handle_finalize(stored(name))
-    status, listed, _ = call(owner, "GET", "/v1/reference-images")
+    status, listed, _ = call_as(owner, "GET", "/v1/reference-images")
     assert [i["gcp_bucket_path"] for i in listed["items"]] == [
         ticket["gcp_bucket_path"],
         direct["gcp_bucket_path"],
@@ -122,7 +105,7 @@ def test_someone_elses_session_is_a_404_and_nothing_is_stored(
     status, body, _ = multipart(owner, make.jpeg(), session_id=str(theirs["id"]))
     assert (status, body["error"]["code"]) == (404, "not_found")
     ticket = {"file_name": "a.jpg", "mime_type": "image/jpeg", "file_size": 10}
-    status, body, _ = call(
+    status, body, _ = call_as(
         owner, "POST", "/v1/uploads/signed-url", json={**ticket, "session_id": str(theirs["id"])}
     )
     assert (status, body["error"]["code"]) == (404, "not_found")
@@ -130,7 +113,7 @@ def test_someone_elses_session_is_a_404_and_nothing_is_stored(
 
 
 def test_signed_url_binds_type_size_and_create_only(bucket: str, owner: dict[str, Any]) -> None:
-    status, body, _ = call(
+    status, body, _ = call_as(
         owner,
         "POST",
         "/v1/uploads/signed-url",
@@ -161,7 +144,7 @@ def test_signed_url_carries_the_session_as_signed_metadata(
     with db.transaction() as conn:
         session = factories.session(conn, owner)
     ticket = {"file_name": "a.jpg", "mime_type": "image/jpeg", "file_size": 10}
-    status, body, _ = call(
+    status, body, _ = call_as(
         owner, "POST", "/v1/uploads/signed-url", json={**ticket, "session_id": str(session["id"])}
     )
     assert status == 200, body
@@ -174,77 +157,47 @@ def test_list_pages_newest_first_and_only_the_callers(bucket: str, owner: dict[s
         stranger = factories.user(conn)
     mine = [multipart(owner, make.png(), f"{i}.png")[1]["id"] for i in range(3)]
     multipart(stranger, make.png(), "theirs.png")
-    status, first, _ = call(owner, "GET", "/v1/reference-images?limit=2")
+    status, first, _ = call_as(owner, "GET", "/v1/reference-images?limit=2")
     assert status == 200
     assert [i["id"] for i in first["items"]] == mine[::-1][:2]
-    status, second, _ = call(
+    status, second, _ = call_as(
         owner, "GET", f"/v1/reference-images?limit=2&cursor={first['next_cursor']}"
     )
     assert ([i["id"] for i in second["items"]], second["next_cursor"]) == ([mine[0]], None)
-    assert call(owner, "GET", "/v1/reference-images?limit=0")[0] == 400
-    assert call(owner, "GET", "/v1/reference-images?cursor=nonsense")[0] == 400
+    assert call_as(owner, "GET", "/v1/reference-images?limit=0")[0] == 400
+    assert call_as(owner, "GET", "/v1/reference-images?cursor=nonsense")[0] == 400
 
 
 def test_get_is_for_the_owner_only(bucket: str, owner: dict[str, Any]) -> None:
     with db.transaction() as conn:
         stranger = factories.user(conn)
     image = multipart(owner, make.webp())[1]
-    status, body, _ = call(owner, "GET", f"/v1/reference-images/{image['id']}")
+    status, body, _ = call_as(owner, "GET", f"/v1/reference-images/{image['id']}")
     assert (status, body["id"], body["url"].startswith(storage._emulator() or "")) == (
         200,
         image["id"],
         True,
     )
-    assert call(stranger, "GET", f"/v1/reference-images/{image['id']}")[0] == 404
-    assert call(owner, "GET", f"/v1/reference-images/{uuid.uuid4()}")[0] == 404
-    assert call(owner, "GET", "/v1/reference-images/not-an-id")[0] == 404
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    assert call_as(stranger, "GET", f"/v1/reference-images/{image['id']}")[0] == 404
+    assert call_as(owner, "GET", f"/v1/reference-images/{uuid.uuid4()}")[0] == 404
+    assert call_as(owner, "GET", "/v1/reference-images/not-an-id")[0] == 404
 
 
 @pytest.fixture
-def deletions(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """The official Pub/Sub emulator with the object-deletions topic and a pull subscription."""
-    jars = sorted(PUBSUB_JARS.glob("cloud-pubsub-emulator-*-all.jar"))
-    if not jars or not shutil.which("java"):
-        pytest.skip(
-            "the Pub/Sub emulator is not installed (gcloud components install pubsub-emulator)"
-        )
-    from google.cloud import pubsub_v1
+def deletions(bucket: str, emulators: Cloud, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """What this test publishes to object-deletions, read from the Pub/Sub emulator."""
+    for name in ("PUBSUB_EMULATOR_HOST", "GCP_PROJECT"):
+        monkeypatch.setenv(name, emulators.environ[name])
+    reset_clients()
+    emulators.pull("object-deletions")  # what earlier tests left
+    seen = emulators.seen["object-deletions"]
+    before = len(seen)
 
-    port = _free_port()
-    process = subprocess.Popen(
-        ["java", "-jar", str(jars[-1]), "--host=127.0.0.1", f"--port={port}"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while socket.socket().connect_ex(("127.0.0.1", port)) != 0:
-            assert time.monotonic() < deadline, "the Pub/Sub emulator did not start"
-            time.sleep(0.2)
-        monkeypatch.setenv("PUBSUB_EMULATOR_HOST", f"127.0.0.1:{port}")
-        monkeypatch.setattr(pubsub, "_publisher", None)
-        project = config.settings().project
-        topic = pubsub.topic_path(config.settings().topics.object_deletions)
-        pubsub.publisher().create_topic(name=topic)
-        subscriber = pubsub_v1.SubscriberClient()
-        subscription = subscriber.subscription_path(project, "deletions-test")
-        subscriber.create_subscription(name=subscription, topic=topic)
+    def published() -> list[dict[str, Any]]:
+        emulators.pull("object-deletions")
+        return seen[before:]
 
-        def pull() -> list[dict[str, Any]]:
-            answer = subscriber.pull(subscription=subscription, max_messages=10, timeout=10)
-            return [json.loads(m.message.data) for m in answer.received_messages]
-
-        yield pull
-        subscriber.close()
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    return published
 
 
 def test_delete_removes_the_row_and_asks_for_the_objects(
@@ -254,8 +207,8 @@ def test_delete_removes_the_row_and_asks_for_the_objects(
         stranger = factories.user(conn)
     image = multipart(owner, make.jpeg())[1]
     name = image["gcp_bucket_path"].split("/", 1)[1]
-    assert call(stranger, "DELETE", f"/v1/reference-images/{image['id']}")[0] == 404
-    status, body, _ = call(owner, "DELETE", f"/v1/reference-images/{image['id']}")
+    assert call_as(stranger, "DELETE", f"/v1/reference-images/{image['id']}")[0] == 404
+    status, body, _ = call_as(owner, "DELETE", f"/v1/reference-images/{image['id']}")
     assert (status, body) == (204, None)
     with db.transaction() as conn:
         assert reference_images.get_owned(conn, image_id=image["id"], user_id=owner["id"]) is None
@@ -266,4 +219,4 @@ def test_delete_removes_the_row_and_asks_for_the_objects(
         entry = object_deletions.get(conn, outbox_id=message["outbox_id"])
     assert entry is not None and entry["reason"] == "reference_image_deleted"
     assert (entry["object_names"], entry["object_generations"]) == ([name, copy], [None, None])
-    assert call(owner, "DELETE", f"/v1/reference-images/{image['id']}")[0] == 404
+    assert call_as(owner, "DELETE", f"/v1/reference-images/{image['id']}")[0] == 404

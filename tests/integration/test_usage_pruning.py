@@ -10,10 +10,8 @@ from shared.limits import pruning
 from shared.limits import service as limits
 from shared.limits.service import WINDOW_SECONDS
 from shared.uploads import registration
-from tests import imagefactory as make
-from tests.db import test_uploads as base
-
-emulator, bucket, owner = base.emulator, base.bucket, base.owner
+from tests.integration import uploads as base
+from tools.fixtures import images as make
 
 
 def _age(table: str, column: str, seconds: int) -> None:
