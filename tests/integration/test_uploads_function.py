@@ -11,6 +11,7 @@ import pytest
 import requests
 
 from shared import db, storage
+from tests import wire
 from tests.integration import uploads as base
 from tools.fixtures import images as make
 
@@ -22,20 +23,20 @@ def function(bucket: str, functions: Any) -> str:
     return functions("functions/register_upload/main.py", "register_upload", env).url
 
 
-def finalize(url: str, name: str, event_id: str | None = None, **data: Any) -> int:
-    """POST a binary-mode finalize CloudEvent for the stored object, as Eventarc does."""
+def finalize(url: str, name: str, event_id: str | None = None, **fields: Any) -> int:
+    """POST the stored object's finalize event, as Eventarc does (tests/data)."""
     blob = storage.bucket().get_blob(name)
-    resource = {"bucket": blob.bucket.name, "name": name, "generation": str(blob.generation)}
-    resource.update(size=str(blob.size), contentType=blob.content_type, **data)
-    headers = {
-        "ce-id": event_id or uuid.uuid4().hex,
-        "ce-specversion": "1.0",
-        "ce-type": "google.cloud.storage.object.v1.finalized",
-        "ce-source": f"//storage.googleapis.com/projects/_/buckets/{blob.bucket.name}",
-        "ce-subject": f"objects/{name}",
-        "Content-Type": "application/json",
-    }
-    return requests.post(url, json=resource, headers=headers, timeout=30).status_code
+    headers, body = wire.finalized(
+        blob.bucket.name,
+        name,
+        blob.generation,
+        event_id or uuid.uuid4().hex,
+        size=str(blob.size),
+        contentType=blob.content_type,
+        metadata=blob.metadata,
+        **fields,
+    )
+    return requests.post(url, data=body, headers=headers, timeout=30).status_code
 
 
 def count_rows() -> int:

@@ -1,40 +1,42 @@
-"""The relay's finalize CloudEvent has Eventarc's shape; the issuer's claims Firebase's."""
+"""The relay sends what GCP sends (tests/data: Eventarc's finalize event, the Pub/Sub
+emulator's push); the issuer's claims are Firebase's."""
 
 from __future__ import annotations
 
+import base64
 import json
 
-from tools.stack import events, issuer
+from google.cloud import pubsub_v1
+from google.protobuf import timestamp_pb2
 
-RESOURCE = {
-    "kind": "storage#object",
-    "id": "b/uploads/u/1_a b.png/17",
-    "name": "uploads/u/1_a b.png",
-    "bucket": "b",
-    "generation": 17,
-    "metageneration": "1",
-    "contentType": "image/png",
-    "size": 42,
-    "md5Hash": "bWQ1",
-    "crc32c": "Y3Jj",
-    "etag": None,
-    "timeCreated": "2026-11-30T08:55:31.148048Z",
-    "updated": "2026-11-30T08:55:31.148048Z",
-    "metadata": {"k": "v"},
-    "acl": [],
-}
+from tests import wire
+from tools.stack import events, issuer, pusher
 
 
-def test_finalized_event_is_binary_mode_with_the_object_resource() -> None:
-    headers, body = events.finalized(RESOURCE, "123")
-    assert headers["ce-type"] == "google.cloud.storage.object.v1.finalized"
-    assert headers["ce-source"] == "//storage.googleapis.com/projects/_/buckets/b"
-    assert headers["ce-subject"] == "objects/uploads/u/1_a%20b.png"
-    assert headers["ce-id"] == "123" and headers["ce-time"] == RESOURCE["updated"]
-    data = json.loads(body)
-    assert data["generation"] == "17" and data["size"] == "42"
-    assert "acl" not in data and "etag" not in data
-    assert data["metadata"] == {"k": "v"} and data["name"] == RESOURCE["name"]
+def test_finalized_events_are_sent_as_eventarc_sends_them() -> None:
+    headers, body = wire.request("storage-object-finalized")
+    # The object resource as the emulator's JSON API returns it: numbers, ACLs, nulls.
+    resource = {**body, "generation": int(body["generation"]), "acl": [], "contentEncoding": None}
+    sent_headers, sent_body = events.finalized(resource, headers["ce-id"])
+    assert sent_headers == headers and json.loads(sent_body) == body
+    spaced = events.finalized({**resource, "name": "uploads/u/1_a b.png"}, "1")[0]
+    assert spaced["ce-subject"] == "objects/uploads/u/1_a%20b.png"  # the HTTP binding's encoding
+
+
+def test_push_bodies_are_sent_as_the_pubsub_emulator_sends_them() -> None:
+    _, body = wire.request("pubsub-push")
+    message = body["message"]
+    published = timestamp_pb2.Timestamp()
+    published.FromJsonString(message["publishTime"])
+    received = pubsub_v1.types.ReceivedMessage(
+        ack_id="a",
+        message=pubsub_v1.types.PubsubMessage(
+            data=base64.b64decode(message["data"]),
+            message_id=message["messageId"],
+            publish_time=published,
+        ),
+    )
+    assert pusher.push_body(received, body["subscription"]) == body
 
 
 def test_event_ids_are_decimal_and_fresh() -> None:
