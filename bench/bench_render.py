@@ -37,6 +37,7 @@ def main(runs: int) -> None:
     from shared.generation.codecs import encode_jpeg, load_reference
     from shared.generation.fallback_renderer import RenderSpec, render_fallback
     from shared.generation.parameters import JobParameters
+    from tools.demo import DEMO_JOB
 
     landscape = Image.linear_gradient("L").convert("RGB").resize((1024, 768))
     ImageDraw.Draw(landscape).ellipse((200, 150, 800, 600), (200, 90, 40))
@@ -48,17 +49,8 @@ def main(runs: int) -> None:
         job_id="bench-job",
         index=1,
         prompt=prompt,
-        parameters=JobParameters.model_construct(  # free text: the renderer matches keywords
-            prompt=prompt,
-            number_of_shots=4,
-            shot_type="wide shot",
-            camera_angle="low angle",
-            style="cinematic",
-            location="Brittany",
-            lighting="golden hour",
-            weather="rain",
-            aspect_ratio="16:9",
-        ),
+        # the demo's job: wide, low angle, golden hour light and rain (a storm)
+        parameters=JobParameters.model_construct(**{**DEMO_JOB, "prompt": prompt}),
         references=(landscape, Image.new("RGB", (640, 480), (0, 200, 170))),
     )
     rendered = render_fallback(spec)

@@ -30,6 +30,18 @@ from tools import contact_sheet
 ROOT = Path(__file__).resolve().parent.parent
 STACK_ENV = ROOT / ".local" / "stack.env"
 STEPS = 8
+# The demo's job: every parameter set (the console's browser test and the render bench use it too).
+DEMO_JOB = {
+    "prompt": "A lonely lighthouse on a rocky coast as a storm rolls in, keeper's window glowing",
+    "shot_type": "wide",
+    "camera_angle": "low_angle",
+    "style": "cinematic",
+    "location": "North Atlantic coast",
+    "lighting": "golden hour",
+    "weather": "stormy",
+    "aspect_ratio": "16:9",
+    "number_of_shots": 4,
+}
 
 
 class StepFailed(Exception):
@@ -230,16 +242,8 @@ def main(argv: list[str] | None = None) -> int:
         current = "request a generation"
         step(5, "requesting a 4-shot generation with a reference attached ...")
         request_body = {
+            **DEMO_JOB,
             "session_id": session["id"],
-            "prompt": "A lonely lighthouse on a rocky coast as a storm rolls in, keeper's window glowing",
-            "shot_type": "wide",
-            "camera_angle": "low_angle",
-            "style": "cinematic",
-            "location": "North Atlantic coast",
-            "lighting": "golden hour",
-            "weather": "stormy",
-            "aspect_ratio": "16:9",
-            "number_of_shots": 4,
             "reference_image_ids": [signed_ref["id"]],
         }
         job = api.call(

@@ -29,7 +29,7 @@ from playwright.sync_api import (
 
 from tests.stack.chromium import CHROMIUM, MISSING, allowed_ports
 from tests.stack.conftest import Stack
-from tools.demo import reference_photo
+from tools.demo import DEMO_JOB, reference_photo
 from tools.fixtures import images as make
 from tools.fixtures.processes import run_stack
 from tools.fixtures.webhook_receiver import Receiver
@@ -349,15 +349,7 @@ def test_a_four_shot_job_with_every_parameter_is_followed_by_blocking_reads_to_t
 
     # WHEN the person fills in every parameter and generates
     job = console.generate(
-        prompt="A lighthouse in a storm, keeper's window glowing",
-        shot_type="wide",
-        camera_angle="low_angle",
-        style="cinematic",
-        location="North Atlantic coast",
-        lighting="golden hour",
-        weather="stormy",
-        aspect_ratio="16:9",
-        number_of_shots=4,
+        **DEMO_JOB,
         is_custom_enabled=True,
         webhook=receiver.url,
         webhook_events=["image", "completed"],
@@ -365,15 +357,7 @@ def test_a_four_shot_job_with_every_parameter_is_followed_by_blocking_reads_to_t
 
     [posted] = console.answers("POST", re.escape(console.api) + "/v1/generations")
     assert posted.request.post_data_json == {
-        "prompt": "A lighthouse in a storm, keeper's window glowing",
-        "shot_type": "wide",
-        "camera_angle": "low_angle",
-        "style": "cinematic",
-        "location": "North Atlantic coast",
-        "lighting": "golden hour",
-        "weather": "stormy",
-        "aspect_ratio": "16:9",
-        "number_of_shots": 4,
+        **DEMO_JOB,
         "is_custom_enabled": True,
         "webhook": receiver.url,
         "webhook_events": ["image", "completed"],
