@@ -11,6 +11,7 @@ overrides them for one user.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 from shared import config
@@ -85,38 +86,35 @@ def headers(conn: Connection, user_id: Any, names: tuple[str, ...]) -> dict[str,
 def admit_job(conn: Connection, user_id: Any, images: int) -> None:
     """Count a job asking for `images` images (a new job, or a retried job's missing shots),
     or raise RateLimited; record the job afterwards in the same transaction."""
-    _lock(conn, user_id)
-    if limits.admit_images(
-        conn,
-        user_id=user_id,
-        images=images,
-        defaults=_defaults(),
-        window_seconds=WINDOW_SECONDS,
-    ):
-        return
-    current = usage(conn, user_id)
-    if current["active_jobs"].remaining == 0:
-        raise _refused(current, "active_jobs", JOBS, requested=1)
-    raise _refused(current, "images_per_day", JOBS, requested=images)
+    _admit(conn, user_id, limits.admit_images, JOBS, images, images=images)
 
 
 def admit_upload(conn: Connection, user_id: Any, gcp_bucket_path: str, file_size: int) -> None:
     """Issue the ticket that lets the user upload `file_size` bytes as this object, or raise
     RateLimited."""
+    params = {"gcp_bucket_path": gcp_bucket_path, "file_size": file_size}
+    _admit(conn, user_id, limits.admit_upload, UPLOADS, file_size, **params)
+
+
+def _admit(
+    conn: Connection,
+    user_id: Any,
+    count: Callable[..., bool],
+    names: tuple[str, str],
+    amount: int,
+    **params: Any,
+) -> None:
+    """Lock the user, then count one more item of `amount` with the `count` statement; when it
+    is refused, RateLimited naming the limit reached: `names` are the number of items, then
+    their amount."""
     _lock(conn, user_id)
-    if limits.admit_upload(
-        conn,
-        user_id=user_id,
-        gcp_bucket_path=gcp_bucket_path,
-        file_size=file_size,
-        defaults=_defaults(),
-        window_seconds=WINDOW_SECONDS,
-    ):
+    if count(conn, user_id=user_id, defaults=_defaults(), window_seconds=WINDOW_SECONDS, **params):
         return
     current = usage(conn, user_id)
-    if current["uploads_per_day"].remaining == 0:
-        raise _refused(current, "uploads_per_day", UPLOADS, requested=1)
-    raise _refused(current, "upload_bytes_per_day", UPLOADS, requested=file_size)
+    items, total = names
+    if current[items].remaining == 0:
+        raise _refused(current, items, names, requested=1)
+    raise _refused(current, total, names, requested=amount)
 
 
 def ticket(conn: Connection, gcp_bucket_path: str) -> dict[str, Any] | None:
