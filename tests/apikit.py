@@ -96,45 +96,30 @@ def no_database(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     db.dispose()
 
 
-def call(
-    method: str,
-    path: str,
-    *,
-    token: str | None = None,
-    json_body: Any = None,
-    data: bytes | str | None = None,
-    headers: dict[str, str] | None = None,
-    content_type: str | None = None,
-) -> Response:
-    """One request through dispatch, as functions-framework would hand it over."""
-    all_headers = dict(headers or {})
-    if token is not None:
-        all_headers["Authorization"] = f"Bearer {token}"
-    builder = EnvironBuilder(
-        method=method,
-        path=path,
-        headers=all_headers,
-        json=json_body,
-        data=data,
-        content_type=content_type,
-    )
-    response = dispatch(routes.router(), builder.get_request(), auth.authenticate)
+def _dispatch(user_of: Any, method: str, path: str, **builder: Any) -> Response:
+    """One request through dispatch, as functions-framework would hand it over (`builder`:
+    werkzeug's EnvironBuilder), its answer checked against the OpenAPI document."""
+    request = EnvironBuilder(method=method, path=path, **builder).get_request()
+    response = dispatch(routes.router(), request, user_of)
     conforms(method, path.split("?")[0], response)
     return response
 
 
-def body(response: Response) -> Any:
-    return json.loads(response.get_data()) if response.get_data() else None
+def call(method: str, path: str, *, token: str | None = None, **builder: Any) -> Response:
+    """One request with `token` as its bearer token (none: unauthenticated)."""
+    headers = dict(builder.pop("headers", None) or {})
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    return _dispatch(auth.authenticate, method, path, headers=headers, **builder)
 
 
 def call_as(
-    user: dict[str, Any], method: str, path: str, json_body: Any = None, **builder: Any
+    user: dict[str, Any], method: str, path: str, json: Any = None, **builder: Any
 ) -> tuple[int, Any, dict[str, str]]:
-    """One request through dispatch as `user` (a users row: no token), checked against the
-    OpenAPI document: (status, JSON body or None, headers)."""
-    if json_body is not None:
-        builder["json"] = json_body
-    request = EnvironBuilder(method=method, path=path, **builder).get_request()
-    response = dispatch(routes.router(), request, lambda _: user)
-    conforms(method, path.split("?")[0], response)
+    """One request as `user` (a users row: no token): (status, JSON body or None, headers)."""
+    response = _dispatch(lambda _: user, method, path, json=json, **builder)
     return response.status_code, body(response), dict(response.headers)
+
+
+def body(response: Response) -> Any:
+    return json.loads(response.get_data()) if response.get_data() else None

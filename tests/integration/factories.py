@@ -23,6 +23,12 @@ def session(conn: Connection, owner: dict[str, Any], title: str | None = None) -
     return sessions.create(conn, user_id=owner["id"], title=title)
 
 
+def owned_session(conn: Connection) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A new user and a session of theirs."""
+    owner = user(conn)
+    return owner, session(conn, owner)
+
+
 def reference(
     conn: Connection, owner: dict[str, Any], session_row: dict[str, Any] | None = None
 ) -> dict[str, Any]:

@@ -39,10 +39,18 @@ def _user_id(token: str) -> str:
 
 def _session(token: str, title: str | None = None) -> dict:
     response = call(
-        "POST", "/v1/sessions", token=token, json_body={"title": title} if title else None
+        "POST", "/v1/sessions", token=token, json={"title": title} if title else None
     )
     assert response.status_code == 201, body(response)
     return body(response)
+
+
+def _owned_session(token: str, title: str | None = None) -> tuple[dict, dict, dict]:
+    """A session made through the API: its answer, its owner and its row."""
+    session = _session(token, title)
+    with db.transaction() as conn:
+        row = db.one(conn, "SELECT * FROM sessions WHERE id = :id", {"id": session["id"]})
+    return session, {"id": _user_id(token)}, row
 
 
 def _signed(url: str) -> bool:
@@ -77,7 +85,7 @@ def test_create_defaults_and_titles(alice):
     assert _session(alice, "  Paris, 🌧 at dusk  ")["title"] == "  Paris, 🌧 at dusk  "
     injection = "'); DROP TABLE sessions; --"
     assert _session(alice, injection)["title"] == injection
-    assert body(call("POST", "/v1/sessions", token=alice, json_body={}))["title"] == "New Session"
+    assert body(call("POST", "/v1/sessions", token=alice, json={}))["title"] == "New Session"
 
 
 @pytest.mark.parametrize(
@@ -98,7 +106,7 @@ def test_invalid_titles_are_400(alice, payload):
         ("POST", "/v1/sessions"),
         ("PATCH", f"/v1/sessions/{_session(alice)['id']}"),
     ]:
-        response = call(method, path, token=alice, json_body=payload)
+        response = call(method, path, token=alice, json=payload)
         assert response.status_code == 400, (method, payload, body(response))
         assert body(response)["error"]["details"]
 
@@ -112,15 +120,15 @@ def test_malformed_and_oversize_bodies(alice):
     )
     assert call("PATCH", path, token=alice, data="x", content_type="text/plain").status_code == 415
     big = {"title": "a" * 70_000}
-    assert call("PATCH", path, token=alice, json_body=big).status_code == 413
-    assert call("PATCH", path, token=alice, json_body={}).status_code == 400  # title required
+    assert call("PATCH", path, token=alice, json=big).status_code == 413
+    assert call("PATCH", path, token=alice, json={}).status_code == 400  # title required
 
 
 def test_read_rename_delete(alice):
     session = _session(alice, "draft")
     path = f"/v1/sessions/{session['id']}"
     assert body(call("GET", path, token=alice))["title"] == "draft"
-    renamed = call("PATCH", path, token=alice, json_body={"title": "final"})
+    renamed = call("PATCH", path, token=alice, json={"title": "final"})
     assert renamed.status_code == 200 and body(renamed)["title"] == "final"
     assert body(renamed)["updated_at"] > session["updated_at"]
     deleted = call("DELETE", path, token=alice)
@@ -130,10 +138,8 @@ def test_read_rename_delete(alice):
 
 
 def test_another_users_resources_answer_404(alice, bob):
-    session = _session(alice, "private")
+    session, owner, row = _owned_session(alice, "private")
     with db.transaction() as conn:
-        owner = {"id": _user_id(alice)}
-        row = db.one(conn, "SELECT * FROM sessions WHERE id = :id", {"id": session["id"]})
         image = make.image(conn, make.job(conn, owner, row), 1)
     path = f"/v1/sessions/{session['id']}"
     for method, target, payload in [
@@ -143,7 +149,7 @@ def test_another_users_resources_answer_404(alice, bob):
         ("GET", f"{path}/images", None),
         ("DELETE", f"/v1/images/{image['id']}", None),
     ]:
-        response = call(method, target, token=bob, json_body=payload)
+        response = call(method, target, token=bob, json=payload)
         assert response.status_code == 404, (method, target)
         assert body(response)["error"]["code"] == "not_found"
     assert body(call("GET", "/v1/sessions", token=bob))["items"] == []
@@ -209,10 +215,8 @@ def test_bad_cursors_are_400(alice, cursor):
 
 
 def test_gallery_is_newest_job_first_then_by_index_and_pages_across_jobs(alice):
-    session = _session(alice)
-    owner = {"id": _user_id(alice)}
+    session, owner, row = _owned_session(alice)
     with db.transaction() as conn:
-        row = db.one(conn, "SELECT * FROM sessions WHERE id = :id", {"id": session["id"]})
         older = make.job(conn, owner, row, number_of_shots=3)
     time.sleep(0.01)
     with db.transaction() as conn:
@@ -261,10 +265,8 @@ def test_signed_urls_are_reused_within_half_their_lifetime(alice):
 def test_deleting_an_image_updates_count_and_thumbnail_and_queues_its_objects(alice):
     from shared.gallery import routes as gallery
 
-    session = _session(alice)
-    owner = {"id": _user_id(alice)}
+    session, owner, row = _owned_session(alice)
     with db.transaction() as conn:
-        row = db.one(conn, "SELECT * FROM sessions WHERE id = :id", {"id": session["id"]})
         job = make.job(conn, owner, row)
         first, second = make.image(conn, job, 1), make.image(conn, job, 2)
         _set_status(conn, job, "completed")
@@ -292,10 +294,8 @@ def _set_status(conn: db.Connection, job: dict, status: str) -> None:
 
 def test_an_image_of_an_unfinished_job_cannot_be_deleted(alice):
     """A job missing a shot would never complete, and its re-render would be paid again."""
-    session = _session(alice)
-    owner = {"id": _user_id(alice)}
+    _, owner, row = _owned_session(alice)
     with db.transaction() as conn:
-        row = db.one(conn, "SELECT * FROM sessions WHERE id = :id", {"id": session["id"]})
         job = make.job(conn, owner, row)
         image = make.image(conn, job, 1)
     path = f"/v1/images/{image['id']}"
@@ -315,10 +315,8 @@ def test_deleting_a_session_takes_everything_and_queues_every_object(alice):
     from shared import purge
     from shared.sessions import routes as sessions
 
-    session = _session(alice)
-    owner = {"id": _user_id(alice)}
+    session, owner, row = _owned_session(alice)
     with db.transaction() as conn:
-        row = db.one(conn, "SELECT * FROM sessions WHERE id = :id", {"id": session["id"]})
         reference = make.reference(conn, owner, row)
         jobs = [make.job(conn, owner, row) for _ in range(3)]
         made = [make.image(conn, job, i) for job in jobs for i in (1, 2)]

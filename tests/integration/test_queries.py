@@ -73,8 +73,7 @@ def test_job_with_reference_urls_only_for_its_owner(database):
 
 def test_session_gallery_is_newest_job_first_then_by_index(database):
     with db.transaction() as conn:
-        owner = make.user(conn)
-        session = make.session(conn, owner)
+        owner, session = make.owned_session(conn)
         first_job = make.job(conn, owner, session, number_of_shots=2)
     time.sleep(0.01)
     with db.transaction() as conn:

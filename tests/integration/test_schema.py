@@ -122,8 +122,7 @@ def test_the_insert_takes_every_job_parameter():
 
 def test_new_image_counts_and_first_image_becomes_thumbnail(database):
     with db.transaction() as conn:
-        owner = make.user(conn)
-        session = make.session(conn, owner)
+        owner, session = make.owned_session(conn)
         job = make.job(conn, owner, session, number_of_shots=3)
     time.sleep(0.01)
     with db.transaction() as conn:
@@ -139,8 +138,7 @@ def test_new_image_counts_and_first_image_becomes_thumbnail(database):
 
 def test_recording_the_same_shot_twice_counts_once(database):
     with db.transaction() as conn:
-        owner = make.user(conn)
-        session = make.session(conn, owner)
+        owner, session = make.owned_session(conn)
         job = make.job(conn, owner, session)
         first = make.image(conn, job, 1)
         again = make.image(conn, job, 1)
@@ -151,8 +149,7 @@ def test_recording_the_same_shot_twice_counts_once(database):
 
 def test_deleting_images_updates_count_and_repicks_thumbnail(database):
     with db.transaction() as conn:
-        owner = make.user(conn)
-        session = make.session(conn, owner)
+        owner, session = make.owned_session(conn)
         job = make.job(conn, owner, session, number_of_shots=3)
     images = []
     for index in (1, 2, 3):  # one transaction each: the thumbnail is the first by created_at
@@ -182,8 +179,7 @@ def test_deleting_images_updates_count_and_repicks_thumbnail(database):
 
 def test_updated_at_follows_every_update(database):
     with db.transaction() as conn:
-        owner = make.user(conn)
-        session = make.session(conn, owner)
+        owner, session = make.owned_session(conn)
         job = make.job(conn, owner, session)
     time.sleep(0.01)
     with db.transaction() as conn:
@@ -212,8 +208,7 @@ def _count(table: str, column: str, value) -> int:
 
 def test_deleting_a_session_takes_its_jobs_and_images_and_keeps_references(database):
     with db.transaction() as conn:
-        owner = make.user(conn)
-        session = make.session(conn, owner)
+        owner, session = make.owned_session(conn)
         ref = make.reference(conn, owner, session)
         job = make.job(conn, owner, session)
         from shared.queries import jobs
@@ -230,8 +225,7 @@ def test_deleting_a_session_takes_its_jobs_and_images_and_keeps_references(datab
 
 def test_deleting_a_job_takes_its_images_and_links_and_the_count_follows(database):
     with db.transaction() as conn:
-        owner = make.user(conn)
-        session = make.session(conn, owner)
+        owner, session = make.owned_session(conn)
         ref = make.reference(conn, owner)
         job = make.job(conn, owner, session)
         from shared.queries import jobs

@@ -72,8 +72,7 @@ def test_thumbnail_and_count_hold_under_concurrent_deletes_and_inserts(database,
     monkeypatch.setenv("DB_POOL_SIZE", "6")
     db.dispose()
     with db.transaction() as conn:
-        owner = make.user(conn)
-        session = make.session(conn, owner)
+        owner, session = make.owned_session(conn)
     for round_number in range(ROUNDS):
         with db.transaction() as conn:
             old_job = make.job(conn, owner, session, number_of_shots=3)
@@ -117,8 +116,7 @@ def _index_entries_read(conn: pg8000.native.Connection) -> int:
 def test_deleting_a_session_costs_its_image_triggers_no_scans(database):
     images = 300
     with db.transaction() as conn:
-        owner = make.user(conn)
-        session = make.session(conn, owner)
+        owner, session = make.owned_session(conn)
         for _ in range(images // 10):
             job = make.job(conn, owner, session, number_of_shots=10)
             for index in range(1, 11):

@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import base64
 import subprocess
-import threading
 import uuid
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from string import Template
 from typing import Any
@@ -24,6 +22,7 @@ from tests.stack.chromium import CHROMIUM, allowed_ports, needs_chromium
 from tests.stack.conftest import Stack
 from tools.fixtures import images as make
 from tools.fixtures.processes import wait_for
+from tools.fixtures.servers import Pages
 
 pytestmark = pytest.mark.stack
 DEV = "http://localhost:5173"
@@ -147,29 +146,10 @@ def test_signed_image_urls_load_from_a_dev_server_origin_only(stack: Stack, call
 
 
 @pytest.fixture
-def dev_server() -> Iterator[tuple[str, dict[str, str]]]:
-    """A dev server on a free port of localhost serving the pages put into the dict."""
-    pages: dict[str, str] = {}
-
-    class Pages(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            body = pages.get(self.path, "").encode()
-            self.send_response(200 if body else 404)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Pages)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://localhost:{server.server_port}", pages
-    finally:
-        server.shutdown()
-        server.server_close()
+def dev_server() -> Iterator[tuple[str, dict[str, str | bytes]]]:
+    """A dev server on a free port of localhost, serving the pages put into the dict."""
+    with Pages("text/html; charset=utf-8") as server:
+        yield f"http://localhost:{server.port}", server.pages
 
 
 UPLOAD_PAGE = Template("""<html><body><pre id="out"></pre><script>

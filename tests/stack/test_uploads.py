@@ -84,16 +84,21 @@ def sql(stack: Stack) -> Iterator[Callable[..., list[list[Any]]]]:
     conn.close()
 
 
-def logged(stack: Stack, offset: int, object_name: str, action: str) -> dict[str, Any] | None:
-    """register_upload's log line about `object_name` with `action`, written after `offset`."""
-    with stack.config.log("register-upload").open("rb") as handle:
-        handle.seek(offset)
-        for raw in handle.read().decode(errors="replace").splitlines():
-            if raw.startswith("{") and object_name in raw:
-                line = json.loads(raw)
-                if line.get("object") == object_name and line.get("action") == action:
-                    return line
-    return None
+def logged(stack: Stack, offset: int, object_name: str, action: str) -> dict[str, Any]:
+    """register_upload's log line about `object_name` with `action`, written after `offset`
+    (waited for, up to 30 s)."""
+
+    def find() -> dict[str, Any] | None:
+        with stack.config.log("register-upload").open("rb") as handle:
+            handle.seek(offset)
+            for raw in handle.read().decode(errors="replace").splitlines():
+                if raw.startswith("{") and object_name in raw:
+                    line = json.loads(raw)
+                    if line.get("object") == object_name and line.get("action") == action:
+                        return line
+        return None
+
+    return wait_for(find, 30, f"{action} of {object_name}")
 
 
 def finalize(stack: Stack, blob: storage.Blob, ce_id: str) -> int:
@@ -117,11 +122,7 @@ def test_multipart_upload_with_a_real_token(stack: Stack, alice: Caller) -> None
     assert _find(alice.references(), image["gcp_bucket_path"]) is not None
     # The relay's finalize event for the route's own write finds the row already there.
     name = image["gcp_bucket_path"].split("/", 1)[1]
-    wait_for(
-        lambda: logged(stack, offset, name, "register_upload.duplicate"),
-        30,
-        "register_upload.duplicate",
-    )
+    logged(stack, offset, name, "register_upload.duplicate")
 
 
 def test_signed_url_put_registers_automatically_like_the_multipart_path(
@@ -162,11 +163,7 @@ def test_hostile_files_put_through_a_signed_url_are_quarantined(
     )
     assert put.status_code == 200, put.text
     name = ticket.json()["gcp_bucket_path"].split("/", 1)[1]
-    line = wait_for(
-        lambda: logged(stack, offset, name, "register_upload.quarantined"),
-        30,
-        "register_upload.quarantined",
-    )
+    line = logged(stack, offset, name, "register_upload.quarantined")
     assert line["reason"] == reason and line["severity"] == "WARNING"
     assert not bucket.blob(name).exists() and bucket.blob(f"quarantine/{name}").exists()
     assert _find(alice.references(), ticket.json()["gcp_bucket_path"]) is None
@@ -179,11 +176,7 @@ def test_an_empty_object_is_quarantined(
     offset = stack.log_size("register-upload")
     blob = ticketed(alice, bucket, 10)
     blob.upload_from_string(b"", content_type="image/jpeg")
-    line = wait_for(
-        lambda: logged(stack, offset, blob.name, "register_upload.quarantined"),
-        30,
-        "register_upload.quarantined",
-    )
+    line = logged(stack, offset, blob.name, "register_upload.quarantined")
     assert line["reason"] == "empty"
 
 
@@ -210,11 +203,7 @@ def test_an_object_no_signed_url_was_issued_for_is_quarantined(
     offset = stack.log_size("register-upload")
     blob = bucket.blob(f"uploads/{alice.id}/20261130T000000000000Z_{uuid.uuid4().hex}.jpg")
     blob.upload_from_string(make.jpeg(), content_type="image/jpeg")
-    line = wait_for(
-        lambda: logged(stack, offset, blob.name, "register_upload.quarantined"),
-        30,
-        "register_upload.quarantined",
-    )
+    line = logged(stack, offset, blob.name, "register_upload.quarantined")
     assert line["reason"] == "no_ticket"
     assert bucket.blob(f"quarantine/{blob.name}").exists()
 
@@ -225,18 +214,10 @@ def test_unknown_user_and_objects_outside_uploads(stack: Stack, bucket: storage.
     stranger.upload_from_string(make.jpeg(), content_type="image/jpeg")
     elsewhere = bucket.blob(f"generated/{uuid.uuid4()}/1_20261130T000000000000Z.jpg")
     elsewhere.upload_from_string(make.text_renamed_jpg(), content_type="image/jpeg")
-    line = wait_for(
-        lambda: logged(stack, offset, stranger.name, "register_upload.quarantined"),
-        30,
-        "register_upload.quarantined",
-    )
+    line = logged(stack, offset, stranger.name, "register_upload.quarantined")
     assert line["reason"] == "unknown_user"
     assert bucket.blob(f"quarantine/{stranger.name}").exists()
-    wait_for(
-        lambda: logged(stack, offset, elsewhere.name, "register_upload.ignored"),
-        30,
-        "register_upload.ignored",
-    )
+    logged(stack, offset, elsewhere.name, "register_upload.ignored")
     assert elsewhere.exists()
 
 
@@ -260,11 +241,7 @@ def test_another_users_session(
     blob.upload_from_string(data, content_type="image/jpeg")
     image = alice.reference(f"{bucket.name}/{blob.name}")
     assert image["session_id"] is None
-    wait_for(
-        lambda: logged(stack, offset, blob.name, "register_upload.foreign_session"),
-        30,
-        "register_upload.foreign_session",
-    )
+    logged(stack, offset, blob.name, "register_upload.foreign_session")
 
 
 def test_get_and_delete_are_for_the_owner_only(stack: Stack, alice: Caller) -> None:
