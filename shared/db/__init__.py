@@ -5,7 +5,7 @@ what this package exports; the SQL itself lives in shared/queries/.
 
 from shared.db.connections import connect, dispose, pool, raw_connection
 from shared.db.driver_errors import ConstraintViolation
-from shared.db.statements import Connection, execute, one, rows, transaction
+from shared.db.statements import Connection, execute, one, page, rows, transaction
 
 __all__ = [
     "Connection",
@@ -14,6 +14,7 @@ __all__ = [
     "dispose",
     "execute",
     "one",
+    "page",
     "pool",
     "raw_connection",
     "rows",

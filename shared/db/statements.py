@@ -146,6 +146,22 @@ def rows(
     return [dict(zip(columns, row, strict=True)) for row in found or ()]
 
 
+def page(
+    conn: Connection,
+    sql: str,
+    params: Mapping[str, Any],
+    *,
+    limit: int,
+    after: tuple[Any, Any] | None,
+    key: str,
+) -> list[dict[str, Any]]:
+    """A page of a list ordered newest first by (`key`, id): the statement reads `:limit`, and
+    `:after_<key>` with `:after_id`, the (key, id) of the last row seen (NULL on the first page)."""
+    after_key, after_id = after or (None, None)
+    keyset = {"limit": limit, f"after_{key}": after_key, "after_id": after_id}
+    return rows(conn, sql, {**params, **keyset})
+
+
 def one(
     conn: Connection, sql: str, params: Mapping[str, Any] | None = None
 ) -> dict[str, Any] | None:

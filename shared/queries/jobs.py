@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from shared.db import Connection, execute, one, rows
+from shared.db import Connection, execute, one, page, rows
 
 # The parameters are shared/generation/parameters.py's JobParameters, defaults applied
 # (tests/integration/test_schema.py holds this statement's parameters equal to its fields).
@@ -144,10 +144,5 @@ def list_for_session(
     after: tuple[Any, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """A page of a session's jobs; `after` is the (created_at, id) of the last row seen."""
-    after_created_at, after_id = after or (None, None)
-    params = {"session_id": session_id, "user_id": user_id, "limit": limit, "status": status}
-    return rows(
-        conn,
-        _LIST_FOR_SESSION,
-        {**params, "after_created_at": after_created_at, "after_id": after_id},
-    )
+    params = {"session_id": session_id, "user_id": user_id, "status": status}
+    return page(conn, _LIST_FOR_SESSION, params, limit=limit, after=after, key="created_at")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.db import Connection, one, rows
+from shared.db import Connection, one, page, rows
 
 # Idempotent on gcp_bucket_path: a duplicate registration returns the existing row. The row is
 # only inserted for a user that exists (no row at all otherwise), and the session is linked only
@@ -118,17 +118,8 @@ def list_for_user(
     conn: Connection, *, user_id: Any, limit: int, after: tuple[Any, Any] | None = None
 ) -> list[dict[str, Any]]:
     """A page of the user's references; `after` is the (uploaded_at, id) of the last row seen."""
-    after_uploaded_at, after_id = after or (None, None)
-    return rows(
-        conn,
-        _LIST_FOR_USER,
-        {
-            "user_id": user_id,
-            "limit": limit,
-            "after_uploaded_at": after_uploaded_at,
-            "after_id": after_id,
-        },
-    )
+    params = {"user_id": user_id}
+    return page(conn, _LIST_FOR_USER, params, limit=limit, after=after, key="uploaded_at")
 
 
 def delete_owned(conn: Connection, *, image_id: Any, user_id: Any) -> dict[str, Any] | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.db import Connection, execute, one, rows
+from shared.db import Connection, execute, one, page, rows
 
 # Every read of a session carries the thumbnail image's own small version (when the render
 # made one) beside the session's thumbnail_url: one primary-key join, no per-row subquery.
@@ -75,17 +75,8 @@ def list_for_user(
     conn: Connection, *, user_id: Any, limit: int, after: tuple[Any, Any] | None = None
 ) -> list[dict[str, Any]]:
     """A page of the user's sessions; `after` is the (updated_at, id) of the last row seen."""
-    after_updated_at, after_id = after or (None, None)
-    return rows(
-        conn,
-        _LIST_FOR_USER,
-        {
-            "user_id": user_id,
-            "limit": limit,
-            "after_updated_at": after_updated_at,
-            "after_id": after_id,
-        },
-    )
+    params = {"user_id": user_id}
+    return page(conn, _LIST_FOR_USER, params, limit=limit, after=after, key="updated_at")
 
 
 def rename(conn: Connection, *, session_id: Any, user_id: Any, title: str) -> dict[str, Any] | None:
