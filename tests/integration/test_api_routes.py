@@ -38,9 +38,7 @@ def _user_id(token: str) -> str:
 
 
 def _session(token: str, title: str | None = None) -> dict:
-    response = call(
-        "POST", "/v1/sessions", token=token, json={"title": title} if title else None
-    )
+    response = call("POST", "/v1/sessions", token=token, json={"title": title} if title else None)
     assert response.status_code == 201, body(response)
     return body(response)
 

@@ -33,6 +33,11 @@ def _session(session_id):
         return db.one(conn, "SELECT * FROM sessions WHERE id = :id", {"id": session_id})
 
 
+def _delete(table: str, row_id) -> None:
+    with db.transaction() as conn:
+        db.execute(conn, f"DELETE FROM {table} WHERE id = :id", {"id": row_id})
+
+
 def _schema_dump(url: str) -> str:
     parts = urlsplit(url)
     env = {**os.environ, "PGPASSWORD": parts.password or ""}
@@ -155,20 +160,17 @@ def test_deleting_images_updates_count_and_repicks_thumbnail(database):
     for index in (1, 2, 3):  # one transaction each: the thumbnail is the first by created_at
         with db.transaction() as conn:
             images.append(make.image(conn, job, index))
-    with db.transaction() as conn:
-        db.execute(conn, "DELETE FROM generated_images WHERE id = :id", {"id": images[2]["id"]})
+    _delete("generated_images", images[2]["id"])
     row = _session(session["id"])
     assert (row["generated_count"], row["thumbnail_image_id"]) == (2, images[0]["id"])
 
-    with db.transaction() as conn:  # the thumbnail image itself
-        db.execute(conn, "DELETE FROM generated_images WHERE id = :id", {"id": images[0]["id"]})
+    _delete("generated_images", images[0]["id"])  # the thumbnail image itself
     row = _session(session["id"])
     assert row["generated_count"] == 1
     assert row["thumbnail_image_id"] == images[1]["id"]
     assert row["thumbnail_url"] == images[1]["gcp_url"]
 
-    with db.transaction() as conn:
-        db.execute(conn, "DELETE FROM generated_images WHERE id = :id", {"id": images[1]["id"]})
+    _delete("generated_images", images[1]["id"])
     row = _session(session["id"])
     assert (row["generated_count"], row["thumbnail_image_id"], row["thumbnail_url"]) == (
         0,
@@ -215,8 +217,7 @@ def test_deleting_a_session_takes_its_jobs_and_images_and_keeps_references(datab
 
         jobs.link_references(conn, job_id=job["id"], user_id=owner["id"], reference_ids=[ref["id"]])
         make.image(conn, job, 1)
-    with db.transaction() as conn:
-        db.execute(conn, "DELETE FROM sessions WHERE id = :id", {"id": session["id"]})
+    _delete("sessions", session["id"])
     assert _count("generation_jobs", "id", job["id"]) == 0
     assert _count("generated_images", "generation_job_id", job["id"]) == 0
     assert _count("generation_job_reference_images", "reference_image_id", ref["id"]) == 0
@@ -233,8 +234,7 @@ def test_deleting_a_job_takes_its_images_and_links_and_the_count_follows(databas
         jobs.link_references(conn, job_id=job["id"], user_id=owner["id"], reference_ids=[ref["id"]])
         make.image(conn, job, 1)
         make.image(conn, job, 2)
-    with db.transaction() as conn:
-        db.execute(conn, "DELETE FROM generation_jobs WHERE id = :id", {"id": job["id"]})
+    _delete("generation_jobs", job["id"])
     assert _count("generated_images", "generation_job_id", job["id"]) == 0
     assert _count("generation_job_reference_images", "generation_job_id", job["id"]) == 0
     assert _count("reference_images", "id", ref["id"]) == 1
@@ -263,8 +263,7 @@ def test_deleting_a_user_deletes_everything_they_own(database):
         make.reference(conn, owner, session)
         make.image(conn, make.job(conn, owner, session), 1)
         make.session(conn, other)
-    with db.transaction() as conn:
-        db.execute(conn, "DELETE FROM users WHERE id = :id", {"id": owner["id"]})
+    _delete("users", owner["id"])
     for table in ("sessions", "reference_images", "generation_jobs", "generated_images"):
         assert _count(table, "user_id", owner["id"]) == 0
     assert _count("sessions", "user_id", other["id"]) == 1

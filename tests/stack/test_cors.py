@@ -54,6 +54,13 @@ class Caller:
         body = {"file_name": "dot.png", "mime_type": "image/png", "file_size": len(PNG)}
         return self.post("/v1/uploads/signed-url", {**body, "session_id": session["id"]})
 
+    def upload(self, file_name: str) -> dict[str, Any]:
+        """The reference image a multipart upload of the PNG made."""
+        files = {"file": (file_name, PNG, "image/png")}
+        answer = requests.post(f"{self.api}/v1/uploads", files=files, headers=self.auth, timeout=10)
+        assert answer.status_code == 201, answer.text
+        return dict(answer.json())
+
 
 @pytest.fixture
 def caller(stack: Stack) -> Caller:
@@ -130,12 +137,7 @@ def test_the_bucket_refuses_other_origins_methods_and_headers(stack: Stack, call
 
 
 def test_signed_image_urls_load_from_a_dev_server_origin_only(stack: Stack, caller: Caller) -> None:
-    image = requests.post(
-        f"{caller.api}/v1/uploads",
-        files={"file": ("dot.png", PNG, "image/png")},
-        headers=caller.auth,
-        timeout=10,
-    ).json()
+    image = caller.upload("dot.png")
 
     loaded = requests.get(image["url"], headers={"Origin": DEV}, timeout=10)
     other = requests.get(image["url"], headers={"Origin": OTHER}, timeout=10)
@@ -187,12 +189,7 @@ def test_a_browser_on_a_dev_server_uploads_directly_and_loads_a_signed_image(
     stack: Stack, caller: Caller, dev_server: tuple[str, dict[str, str]], tmp_path: Path
 ) -> None:
     origin, pages = dev_server
-    shown = requests.post(
-        f"{caller.api}/v1/uploads",
-        files={"file": ("shown.png", PNG, "image/png")},
-        headers=caller.auth,
-        timeout=10,
-    ).json()
+    shown = caller.upload("shown.png")
     pages["/upload.html"] = UPLOAD_PAGE.substitute(
         token=caller.token, api=caller.api, png=base64.b64encode(PNG).decode(), image=shown["url"]
     )
