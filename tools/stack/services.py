@@ -109,35 +109,19 @@ def build(config: StackConfig, spec: Manifest, db_url: str) -> list[Service]:
             command=lambda: emulator.emulator_command(config.pubsub_port),
             env=base,
         ),
-        Service(
-            "gcs",
-            config.gcs_port,
-            probe_url=f"{config.storage_host}/storage/v1/b/{config.bucket}",
-            command=lambda: [python, "-m", "tools.stack.gcs"],
-            env=base,
-        ),
-        Service(
-            "issuer",
-            config.issuer_port,
-            probe_url=config.issuer_url + CERTS_PATH,
-            command=lambda: [python, "-m", "tools.stack.issuer"],
-            env=base,
-        ),
-        Service(
-            "relay",
-            config.relay_port,
-            probe_url=config.relay_url + "/healthz",
-            command=lambda: [python, "-m", "tools.stack.relay"],
-            env=base,
-        ),
-        Service(
-            "console",
-            config.console_port,
-            probe_url=config.console_url + "config.json",
-            command=lambda: [python, "-m", "tools.stack.console"],
-            env=base,
-        ),
     ]
+    # The stack's own servers, each `python -m tools.stack.<name>`, and the URL that probes it.
+    own = (
+        ("gcs", config.gcs_port, f"{config.storage_host}/storage/v1/b/{config.bucket}"),
+        ("issuer", config.issuer_port, config.issuer_url + CERTS_PATH),
+        ("relay", config.relay_port, config.relay_url + "/healthz"),
+        ("console", config.console_port, config.console_url + "config.json"),
+    )
+    for name, port, probe_url in own:
+        module = [python, "-m", f"tools.stack.{name}"]
+        services.append(
+            Service(name, port, probe_url=probe_url, command=lambda m=module: m, env=base)  # type: ignore[misc]
+        )
     for f in spec.functions:
         port = config.function_ports[f.name]
         cmd = [python, "-m", "functions_framework", "--source", str(ROOT / f.source)]
