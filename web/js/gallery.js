@@ -1,46 +1,27 @@
 // A session's gallery (GET /v1/sessions/{id}/images: newest job first, then by shot), each image
 // opening in full and deletable (DELETE /v1/images/{id}; 409 while its job is unfinished).
 
-import { act, h, renewBefore, report } from "./dom.js";
+import { act, h } from "./dom.js";
+import { PagedList } from "./pages.js";
 
 const PAGE = 24;
 
-export class Gallery {
+export class Gallery extends PagedList {
   constructor(api, onDelete) {
-    this.api = api;
+    super(api, "gallery", "more-images", PAGE);
     this.onDelete = onDelete;
-    this.list = document.getElementById("gallery");
-    this.more = document.getElementById("more-images");
     this.session = null;
-    this.items = [];
-    this.cursor = null;
-    this.timer = undefined;
-    this.more.addEventListener("click", () => act(this.more, () => this.load(this.cursor)));
+  }
+
+  path() {
+    return this.session && `/v1/sessions/${this.session.id}/images`;
   }
 
   async show(session) {
     this.session = session;
     this.items = [];
     this.render();
-    if (session) await this.load();
-  }
-
-  // The first page (again), or the page after `cursor` added to what is shown.
-  async load(cursor = null) {
-    const after = cursor ? `&cursor=${encodeURIComponent(cursor)}` : "";
-    const session = this.session;
-    if (!session) return;
-    const page = await this.api.get(`/v1/sessions/${session.id}/images?limit=${PAGE}${after}`);
-    if (session !== this.session) return; // another session was picked meanwhile
-    this.items = cursor ? [...this.items, ...page.items] : page.items;
-    this.cursor = page.next_cursor;
-    this.render();
-  }
-
-  render() {
-    this.list.replaceChildren(...this.items.map((image) => this.entry(image)));
-    this.more.hidden = !this.cursor;
-    this.timer = renewBefore(this.timer, this.items, () => this.load().catch(report));
+    await this.load();
   }
 
   entry(image) {

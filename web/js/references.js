@@ -4,26 +4,26 @@
 // generation or deleted.
 
 import { ApiError, failure, unreachable } from "./api.js";
-import { act, h, renewBefore, report } from "./dom.js";
+import { act, h, report } from "./dom.js";
+import { PagedList } from "./pages.js";
 
 const PAGE = 24;
 // No blocking read tells when the bucket event has registered an object, so the list is read
 // again after each of these delays, 30 s in all, and the wait ends at the first sight of it.
 const REGISTRATION_CHECKS_MS = [250, 500, 1000, 2000, 4000, 6000, 8000, 8000];
 
-export class References {
+export class References extends PagedList {
   constructor(api, onPick) {
-    this.api = api;
+    super(api, "reference-list", "more-references", PAGE);
     this.onPick = onPick;
-    this.list = document.getElementById("reference-list");
-    this.more = document.getElementById("more-references");
     this.uploads = document.getElementById("uploads");
     this.session = null;
-    this.items = [];
-    this.cursor = null;
     this.chosen = new Set();
-    this.timer = undefined;
     this.wire();
+  }
+
+  path() {
+    return "/v1/reference-images";
   }
 
   wire() {
@@ -43,28 +43,19 @@ export class References {
       for (const file of input.files) this.track(file, "multipart", () => this.postToApi(file));
       input.value = "";
     });
-    this.more.addEventListener("click", () => act(this.more, () => this.load(this.cursor)));
   }
 
   picked() {
     return [...this.chosen];
   }
 
-  // The first page, or the page after `cursor` added to what is shown.
-  async load(cursor = null) {
-    const after = cursor ? `&cursor=${encodeURIComponent(cursor)}` : "";
-    const page = await this.api.get(`/v1/reference-images?limit=${PAGE}${after}`);
-    this.items = cursor ? [...this.items, ...page.items] : page.items;
-    this.cursor = page.next_cursor;
+  loaded() {
     const known = new Set(this.items.map((r) => r.id));
     for (const id of this.chosen) if (!known.has(id)) this.chosen.delete(id);
-    this.render();
   }
 
   render() {
-    this.list.replaceChildren(...this.items.map((reference) => this.entry(reference)));
-    this.more.hidden = !this.cursor;
-    this.timer = renewBefore(this.timer, this.items, () => this.load().catch(report));
+    super.render();
     this.onPick(this.chosen.size);
   }
 
@@ -132,7 +123,7 @@ export class References {
   async registered(path) {
     for (const delay of REGISTRATION_CHECKS_MS) {
       await new Promise((resolve) => setTimeout(resolve, delay));
-      const page = await this.api.get(`/v1/reference-images?limit=${PAGE}`);
+      const page = await this.page(this.path());
       if (page.items.some((reference) => reference.gcp_bucket_path === path)) return;
     }
     const why = `${path} was stored but not registered within 30 s: the upload function may have

@@ -1,27 +1,26 @@
 // The session list (most recently active first, as GET /v1/sessions orders it) with each
 // session's thumbnail and image count; create, rename and delete; which one is selected.
 
-import { act, h, plural, renewBefore, report } from "./dom.js";
+import { act, h, plural } from "./dom.js";
+import { PagedList } from "./pages.js";
 
 const PAGE = 30;
 
-export class Sessions {
+export class Sessions extends PagedList {
   constructor(api, onSelect) {
-    this.api = api;
+    super(api, "session-list", "more-sessions", PAGE);
     this.onSelect = onSelect;
-    this.list = document.getElementById("session-list");
-    this.more = document.getElementById("more-sessions");
-    this.items = [];
-    this.cursor = null;
     this.selected = null;
-    this.timer = undefined;
     this.wire();
+  }
+
+  path() {
+    return "/v1/sessions";
   }
 
   wire() {
     const create = document.getElementById("new-session");
     create.addEventListener("click", () => act(create, () => this.create()));
-    this.more.addEventListener("click", () => act(this.more, () => this.load(this.cursor)));
     const rename = document.getElementById("rename");
     rename.addEventListener("submit", (event) => {
       event.preventDefault();
@@ -34,20 +33,8 @@ export class Sessions {
     });
   }
 
-  // The first page (again: counts, thumbnails and order change), or the page after `cursor`.
-  async load(cursor = null) {
-    const after = cursor ? `&cursor=${encodeURIComponent(cursor)}` : "";
-    const page = await this.api.get(`/v1/sessions?limit=${PAGE}${after}`);
-    this.items = cursor ? [...this.items, ...page.items] : page.items;
-    this.cursor = page.next_cursor;
+  loaded() {
     this.selected = this.items.find((s) => s.id === this.selected?.id) ?? this.selected;
-    this.render();
-  }
-
-  render() {
-    this.list.replaceChildren(...this.items.map((session) => this.entry(session)));
-    this.more.hidden = !this.cursor;
-    this.timer = renewBefore(this.timer, this.items, () => this.load().catch(report));
   }
 
   entry(session) {
