@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from shared.errors import ConfigError
+
+T = TypeVar("T")
 
 DEFAULT_BUCKET = "video-gen-image-bucket"
 DEFAULT_TEXT_MODEL = "gpt-5.4-mini"
@@ -162,40 +164,41 @@ class _Reader:
         return value or default
 
     def integer(self, name: str, default: int, minimum: int = 0, maximum: int | None = None) -> int:
-        raw = self.text(name)
-        if raw is None:
-            return default
-        try:
+        def bounded(raw: str) -> int:
             value = int(raw)
-        except ValueError:
-            self.problems.append(f"{name} must be an integer, got {raw!r}")
-            return default
-        if value < minimum:
-            self.problems.append(f"{name} must be >= {minimum}, got {value}")
-        if maximum is not None and value > maximum:
-            self.problems.append(f"{name} must be <= {maximum}, got {value}")
-        return value
+            if value < minimum:
+                self.problems.append(f"{name} must be >= {minimum}, got {value}")
+            if maximum is not None and value > maximum:
+                self.problems.append(f"{name} must be <= {maximum}, got {value}")
+            return value
+
+        return self._parsed(name, default, bounded, "an integer")
 
     def number(self, name: str, default: float) -> float:
+        return self._parsed(name, default, float, "a number")
+
+    def flag(self, name: str, default: bool) -> bool:
+        return self._parsed(name, default, _boolean, "one of true/false/1/0/yes/no/on/off")
+
+    def _parsed(self, name: str, default: T, parse: Callable[[str], T], expected: str) -> T:
+        """The variable read by `parse`, `default` when it is unset; a problem (and `default`)
+        when `parse` refuses it."""
         raw = self.text(name)
         if raw is None:
             return default
         try:
-            return float(raw)
+            return parse(raw)
         except ValueError:
-            self.problems.append(f"{name} must be a number, got {raw!r}")
+            self.problems.append(f"{name} must be {expected}, got {raw!r}")
             return default
 
-    def flag(self, name: str, default: bool) -> bool:
-        raw = self.text(name)
-        if raw is None:
-            return default
-        if raw.lower() in _TRUE:
-            return True
-        if raw.lower() in _FALSE:
-            return False
-        self.problems.append(f"{name} must be one of true/false/1/0/yes/no/on/off, got {raw!r}")
-        return default
+
+def _boolean(raw: str) -> bool:
+    if raw.lower() in _TRUE:
+        return True
+    if raw.lower() in _FALSE:
+        return False
+    raise ValueError(raw)
 
 
 def _database(r: _Reader) -> DatabaseSettings:
