@@ -18,11 +18,6 @@ from shared.webhooks import routes as webhooks
 def router() -> Router:
     """Built once per process, on the first request."""
     table = Router()
-    health.register(table)
-    limits.register(table)
-    sessions.register(table)
-    gallery.register(table)
-    uploads.register(table)
-    generation.register(table)
-    webhooks.register(table)
+    for capability in (health, limits, sessions, gallery, uploads, generation, webhooks):
+        table.include(capability.routes)
     return table

@@ -17,7 +17,9 @@ from shared.web.models import Model
 from shared.web.pagination import PageQuery
 from shared.web.request import ApiRequest
 from shared.web.resources import GeneratedImage
-from shared.web.router import Reply, Router
+from shared.web.router import Reply, Routes
+
+routes = Routes("images")
 
 
 class ImagePage(Model):
@@ -25,7 +27,15 @@ class ImagePage(Model):
     next_cursor: str | None
 
 
+@routes.get(
+    "/v1/sessions/{session_id}/images",
+    operation_id="images_gallery",
+    query=PageQuery,
+    response=ImagePage,
+    tags=("sessions", "images"),
+)
 def gallery(request: ApiRequest) -> Reply:
+    """A session's gallery: newest job first, then by index within a job"""
     query = request.query_model(PageQuery)
     after = pagination.decode_keyset(
         query.cursor, pagination.timestamp, pagination.row_id, pagination.index
@@ -72,29 +82,8 @@ def delete_image(user_id: Any, image_id: Any) -> list[dict[str, Any]]:
         return purge.enqueue(conn, purge.objects([row]), reason="image_deleted")
 
 
+@routes.delete("/v1/images/{image_id}", operation_id="images_delete", status=204, errors=(409,))
 def delete(request: ApiRequest) -> Reply:
+    """Delete a generated image of a finished generation (the session's count and thumbnail follow)"""
     purge.publish(delete_image(request.user_id, request.params["image_id"]))
     return Reply(204)
-
-
-def register(router: Router) -> None:
-    router.add(
-        "GET",
-        "/v1/sessions/{session_id}/images",
-        gallery,
-        operation_id="images_gallery",
-        query=PageQuery,
-        response=ImagePage,
-        summary="A session's gallery: newest job first, then by index within a job",
-        tags=("sessions", "images"),
-    )
-    router.add(
-        "DELETE",
-        "/v1/images/{image_id}",
-        delete,
-        operation_id="images_delete",
-        status=204,
-        errors=(409,),
-        summary="Delete a generated image of a finished generation (the session's count and thumbnail follow)",
-        tags=("images",),
-    )

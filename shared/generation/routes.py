@@ -25,7 +25,7 @@ from shared.queries import jobs, sessions
 from shared.web import pagination, waits
 from shared.web.headers import Header
 from shared.web.request import ApiRequest
-from shared.web.router import Reply, Router
+from shared.web.router import Reply, Routes
 
 IDEMPOTENCY_KEY = Header(
     "Idempotency-Key",
@@ -33,68 +33,21 @@ IDEMPOTENCY_KEY = Header(
     "created (with `Idempotent-Replayed: true`); the same key with another body is a 409.",
     max_length=255,
 )
+routes = Routes("generations")
 
 
-def register(router: Router) -> None:
-    """Add the generation routes to the api's route table (with what the OpenAPI document says)."""
-    tags = ("generations",)
-    router.add(
-        "POST",
-        "/v1/generations",
-        create_route,
-        operation_id="generations_create_route",
-        response=Job,
-        body=GenerationRequest,
-        status=202,
-        also=(200,),
-        errors=(404, 409, 429),
-        tags=tags,
-        headers=(IDEMPOTENCY_KEY, waits.PREFER),
-        response_headers=(waits.ETAG, waits.PREFERENCE_APPLIED),
-        limit_headers=RATE_LIMIT_HEADERS,
-    )
-    router.add(
-        "GET",
-        "/v1/generations/{job_id}",
-        get_route,
-        operation_id="generations_get_route",
-        response=Job,
-        also=(304,),
-        tags=tags,
-        headers=(waits.IF_NONE_MATCH, waits.PREFER),
-        response_headers=(waits.ETAG, waits.PREFERENCE_APPLIED),
-    )
-    router.add(
-        "POST",
-        "/v1/generations/{job_id}/cancel",
-        cancel_route,
-        operation_id="generations_cancel_route",
-        response=Job,
-        errors=(409,),
-        tags=tags,
-    )
-    router.add(
-        "POST",
-        "/v1/generations/{job_id}/retry",
-        retry_route,
-        operation_id="generations_retry_route",
-        response=Job,
-        status=202,
-        errors=(409, 429),
-        tags=tags,
-        limit_headers=RATE_LIMIT_HEADERS,
-    )
-    router.add(
-        "GET",
-        "/v1/sessions/{session_id}/generations",
-        list_route,
-        operation_id="generations_list_route",
-        response=JobPage,
-        query=JobListQuery,
-        tags=tags,
-    )
-
-
+@routes.post(
+    "/v1/generations",
+    operation_id="generations_create_route",
+    body=GenerationRequest,
+    response=Job,
+    status=202,
+    also=(200,),
+    errors=(404, 409, 429),
+    headers=(IDEMPOTENCY_KEY, waits.PREFER),
+    response_headers=(waits.ETAG, waits.PREFERENCE_APPLIED),
+    limit_headers=RATE_LIMIT_HEADERS,
+)
 def create_route(request: ApiRequest) -> Reply:
     """Create a generation job (202); honours Idempotency-Key, and with `Prefer: wait=N` answers
     200 with the finished job if it finishes within N seconds."""
@@ -117,6 +70,12 @@ def create_route(request: ApiRequest) -> Reply:
     return Reply(status, service.render_job(state), headers)
 
 
+@routes.get(
+    "/v1/generations/{job_id}",
+    operation_id="generations_get_route",
+    response=Job,
+    **waits.BLOCKING_READ,
+)
 def get_route(request: ApiRequest) -> Reply:
     """A generation job with its progress, references and images; a blocking read with
     `If-None-Match` and `Prefer: wait=N`."""
@@ -131,6 +90,12 @@ def get_route(request: ApiRequest) -> Reply:
     return Reply(200, service.render_job(read.state), read.headers)
 
 
+@routes.post(
+    "/v1/generations/{job_id}/cancel",
+    operation_id="generations_cancel_route",
+    response=Job,
+    errors=(409,),
+)
 def cancel_route(request: ApiRequest) -> Reply:
     """Stop a pending or processing job; nothing more is rendered for it."""
     return Reply(
@@ -138,12 +103,26 @@ def cancel_route(request: ApiRequest) -> Reply:
     )
 
 
+@routes.post(
+    "/v1/generations/{job_id}/retry",
+    operation_id="generations_retry_route",
+    response=Job,
+    status=202,
+    errors=(409, 429),
+    limit_headers=RATE_LIMIT_HEADERS,
+)
 def retry_route(request: ApiRequest) -> Reply:
     """Run a failed or cancelled job again; the shots it already has are kept."""
     job, rate = service.retry(request.params["job_id"], request.user_id)
     return Reply(202, service.job_resource(job["id"]), rate)
 
 
+@routes.get(
+    "/v1/sessions/{session_id}/generations",
+    operation_id="generations_list_route",
+    query=JobListQuery,
+    response=JobPage,
+)
 def list_route(request: ApiRequest) -> Reply:
     """A session's jobs, newest first; ?status= filters, ?limit=&cursor= pages."""
     session_id = request.params["session_id"]

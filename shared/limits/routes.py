@@ -9,24 +9,14 @@ from shared import db
 from shared.limits import service
 from shared.limits.models import Me
 from shared.web.request import ApiRequest
-from shared.web.router import Reply, Router
+from shared.web.router import Reply, Routes
+
+routes = Routes("users")
 
 
-def register(router: Router) -> None:
-    router.add(
-        "GET",
-        "/v1/me",
-        me,
-        operation_id="routes_me",
-        response=Me,
-        summary="The caller's user record (created on the first authenticated call), limits "
-        "and usage",
-        tags=("users",),
-    )
-
-
+@routes.get("/v1/me", operation_id="routes_me", response=Me)
 def me(request: ApiRequest) -> Reply:
-    """The caller's user record, limits and usage."""
+    """The caller's user record (created on the first authenticated call), limits and usage"""
     assert request.user is not None
     with db.transaction() as conn:
         current = service.usage(conn, request.user_id)

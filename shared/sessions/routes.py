@@ -15,7 +15,9 @@ from shared.sessions.models import Session, SessionCreate, SessionPage, SessionU
 from shared.web import pagination, resources, waits
 from shared.web.pagination import PageQuery
 from shared.web.request import ApiRequest
-from shared.web.router import Reply, Router
+from shared.web.router import Reply, Routes
+
+routes = Routes("sessions")
 
 
 def resource(row: dict[str, Any]) -> dict[str, Any]:
@@ -27,14 +29,27 @@ def _not_found() -> NotFound:
     return NotFound("no such session")
 
 
+@routes.post(
+    "/v1/sessions",
+    operation_id="sessions_create",
+    body=SessionCreate,
+    body_required=False,
+    response=Session,
+    status=201,
+)
 def create(request: ApiRequest) -> Reply:
+    """Create a session (title defaults to "New Session")"""
     body = request.body(SessionCreate, optional=True)
     with db.transaction() as conn:
         row = sessions.create(conn, user_id=request.user_id, title=body.title)
     return Reply(201, resource(row), {"Location": f"/v1/sessions/{row['id']}"})
 
 
+@routes.get(
+    "/v1/sessions", operation_id="sessions_list_sessions", query=PageQuery, response=SessionPage
+)
 def list_sessions(request: ApiRequest) -> Reply:
+    """The caller's sessions, most recently active first, with thumbnail and count"""
     query = request.query_model(PageQuery)
     after = pagination.decode(query.cursor)
     with db.transaction() as conn:
@@ -47,9 +62,17 @@ def list_sessions(request: ApiRequest) -> Reply:
     return Reply(200, body)
 
 
+@routes.get(
+    "/v1/sessions/{session_id}",
+    operation_id="sessions_get",
+    response=Session,
+    **waits.BLOCKING_READ,
+)
 def get(request: ApiRequest) -> Reply:
-    """One session; a blocking read with `If-None-Match` and `Prefer: wait=N` (the count and
-    the thumbnail move as images land)."""
+    """One session; waits for a change with If-None-Match and Prefer: wait=N
+
+    A blocking read: the count and the thumbnail move as images land.
+    """
     conditions = waits.Conditions.of(request)
     session_id = request.params["session_id"]
 
@@ -66,7 +89,14 @@ def get(request: ApiRequest) -> Reply:
     return Reply(200, resource(found.state), found.headers)
 
 
+@routes.patch(
+    "/v1/sessions/{session_id}",
+    operation_id="sessions_rename",
+    body=SessionUpdate,
+    response=Session,
+)
 def rename(request: ApiRequest) -> Reply:
+    """Rename a session"""
     body = request.body(SessionUpdate)
     with db.transaction() as conn:
         row = sessions.rename(
@@ -92,63 +122,8 @@ def delete_session(user_id: Any, session_id: Any) -> list[dict[str, Any]]:
     return entries
 
 
+@routes.delete("/v1/sessions/{session_id}", operation_id="sessions_delete", status=204)
 def delete(request: ApiRequest) -> Reply:
+    """Delete a session with its jobs and images; their bucket objects follow"""
     purge.publish(delete_session(request.user_id, request.params["session_id"]))
     return Reply(204)
-
-
-def register(router: Router) -> None:
-    tags = ("sessions",)
-    router.add(
-        "POST",
-        "/v1/sessions",
-        create,
-        operation_id="sessions_create",
-        body=SessionCreate,
-        body_required=False,
-        response=Session,
-        status=201,
-        summary='Create a session (title defaults to "New Session")',
-        tags=tags,
-    )
-    router.add(
-        "GET",
-        "/v1/sessions",
-        list_sessions,
-        operation_id="sessions_list_sessions",
-        query=PageQuery,
-        response=SessionPage,
-        summary="The caller's sessions, most recently active first, with thumbnail and count",
-        tags=tags,
-    )
-    router.add(
-        "GET",
-        "/v1/sessions/{session_id}",
-        get,
-        operation_id="sessions_get",
-        response=Session,
-        also=(304,),
-        summary="One session; waits for a change with If-None-Match and Prefer: wait=N",
-        tags=tags,
-        headers=(waits.IF_NONE_MATCH, waits.PREFER),
-        response_headers=(waits.ETAG, waits.PREFERENCE_APPLIED),
-    )
-    router.add(
-        "PATCH",
-        "/v1/sessions/{session_id}",
-        rename,
-        operation_id="sessions_rename",
-        body=SessionUpdate,
-        response=Session,
-        summary="Rename a session",
-        tags=tags,
-    )
-    router.add(
-        "DELETE",
-        "/v1/sessions/{session_id}",
-        delete,
-        operation_id="sessions_delete",
-        status=204,
-        summary="Delete a session with its jobs and images; their bucket objects follow",
-        tags=tags,
-    )

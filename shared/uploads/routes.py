@@ -35,7 +35,7 @@ from shared.web import pagination, resources
 from shared.web.pagination import PageQuery
 from shared.web.request import ApiRequest, reading_body
 from shared.web.resources import ReferenceImage
-from shared.web.router import Reply, Router
+from shared.web.router import Reply, Routes
 
 MULTIPART_OVERHEAD = 16 * 1024  # boundaries, part headers and the session_id field
 # Werkzeug applies this to its multipart decoder's buffer too, which takes 64 KiB reads: it must
@@ -44,58 +44,7 @@ MAX_FORM_MEMORY_BYTES = 256 * 1024
 MAX_FORM_PARTS = 4
 
 
-def register(router: Router) -> None:
-    """Add this module's routes to the api's route table (with what the OpenAPI document says)."""
-    tags = ("reference images",)
-    router.add(
-        "POST",
-        "/v1/uploads",
-        upload,
-        operation_id="reference_images_upload",
-        response=ReferenceImage,
-        body=UploadForm,
-        body_media_type="multipart/form-data",
-        status=201,
-        errors=(404, 422, 429),
-        tags=tags,
-        limit_headers=RATE_LIMIT_HEADERS,
-    )
-    router.add(
-        "POST",
-        "/v1/uploads/signed-url",
-        signed_upload,
-        operation_id="reference_images_signed_upload",
-        response=SignedUpload,
-        body=SignedUploadRequest,
-        errors=(404, 429),
-        tags=tags,
-        limit_headers=RATE_LIMIT_HEADERS,
-    )
-    router.add(
-        "GET",
-        "/v1/reference-images",
-        list_images,
-        operation_id="reference_images_list_images",
-        response=ReferenceImagePage,
-        query=PageQuery,
-        tags=tags,
-    )
-    router.add(
-        "GET",
-        "/v1/reference-images/{image_id}",
-        get_image,
-        operation_id="reference_images_get_image",
-        response=ReferenceImage,
-        tags=tags,
-    )
-    router.add(
-        "DELETE",
-        "/v1/reference-images/{image_id}",
-        delete_image,
-        operation_id="reference_images_delete_image",
-        status=204,
-        tags=tags,
-    )
+routes = Routes("reference images")
 
 
 def _check_size(size: int) -> None:
@@ -189,6 +138,16 @@ def _identify(stream: IO[bytes], size: int) -> imageinfo.ImageInfo:
         raise  # 422 (the size was checked first: 413)
 
 
+@routes.post(
+    "/v1/uploads",
+    operation_id="reference_images_upload",
+    body=UploadForm,
+    body_media_type="multipart/form-data",
+    response=ReferenceImage,
+    status=201,
+    errors=(404, 422, 429),
+    limit_headers=RATE_LIMIT_HEADERS,
+)
 def upload(request: ApiRequest) -> Reply:
     """POST /v1/uploads: validate, store, register; 201 with the reference image."""
     file, session_id = _multipart(request)
@@ -218,6 +177,14 @@ def upload(request: ApiRequest) -> Reply:
     return Reply(201, resources.reference_images([row])[0], headers)
 
 
+@routes.post(
+    "/v1/uploads/signed-url",
+    operation_id="reference_images_signed_upload",
+    body=SignedUploadRequest,
+    response=SignedUpload,
+    errors=(404, 429),
+    limit_headers=RATE_LIMIT_HEADERS,
+)
 def signed_upload(request: ApiRequest) -> Reply:
     """POST /v1/uploads/signed-url: a signed PUT and the headers the client must send with it."""
     body = request.body(SignedUploadRequest)
@@ -257,6 +224,12 @@ def _image_id(request: ApiRequest) -> str:
     return image_id
 
 
+@routes.get(
+    "/v1/reference-images",
+    operation_id="reference_images_list_images",
+    query=PageQuery,
+    response=ReferenceImagePage,
+)
 def list_images(request: ApiRequest) -> Reply:
     """GET /v1/reference-images: the caller's references, newest first."""
     query = request.query_model(PageQuery)
@@ -271,6 +244,11 @@ def list_images(request: ApiRequest) -> Reply:
     return Reply(200, body)
 
 
+@routes.get(
+    "/v1/reference-images/{image_id}",
+    operation_id="reference_images_get_image",
+    response=ReferenceImage,
+)
 def get_image(request: ApiRequest) -> Reply:
     """GET /v1/reference-images/{id}: one of the caller's references (404 for anyone else's)."""
     with db.transaction() as conn:
@@ -280,6 +258,9 @@ def get_image(request: ApiRequest) -> Reply:
     return Reply(200, resources.reference_images([row])[0])
 
 
+@routes.delete(
+    "/v1/reference-images/{image_id}", operation_id="reference_images_delete_image", status=204
+)
 def delete_image(request: ApiRequest) -> Reply:
     """DELETE /v1/reference-images/{id}: the row now, the objects through object-deletions.
 

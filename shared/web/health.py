@@ -10,7 +10,9 @@ from shared import db
 from shared.queries import health
 from shared.web.models import Model
 from shared.web.request import ApiRequest
-from shared.web.router import Reply, Router
+from shared.web.router import Reply, Routes
+
+routes = Routes("health")
 
 
 class HealthQuery(Model):
@@ -22,25 +24,18 @@ class Health(Model):
     database: Literal["ok"] | None = None
 
 
+@routes.get(
+    "/v1/healthz",
+    operation_id="routes_healthz",
+    authenticated=False,
+    query=HealthQuery,
+    response=Health,
+    errors=(503,),
+)
 def healthz(request: ApiRequest) -> Reply:
-    """Liveness answers without the database; `?ready=true` checks the database too (503 if down)."""
+    """Liveness (no database); readiness with ?ready=true (503 while the database is down)"""
     if request.query_model(HealthQuery).ready:
         with db.transaction() as conn:
             health.ping(conn)
         return Reply(200, {"status": "ready", "database": "ok"})
     return Reply(200, {"status": "ok"})
-
-
-def register(router: Router) -> None:
-    router.add(
-        "GET",
-        "/v1/healthz",
-        healthz,
-        operation_id="routes_healthz",
-        authenticated=False,
-        query=HealthQuery,
-        response=Health,
-        summary="Liveness (no database); readiness with ?ready=true (503 while the database is down)",
-        errors=(503,),
-        tags=("health",),
-    )

@@ -135,6 +135,13 @@ class Router:
             Route(method, template, handler, operation_id, authenticated, pattern, **meta)
         )
 
+    def include(self, routes: Routes) -> None:
+        """Add a capability's routes, in the order they were declared."""
+        for method, template, handler, meta in routes.declared:
+            self.add(method, template, handler, **meta)
+        for webhook in routes.webhooks:
+            self.add_webhook(webhook)
+
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]]:
         allowed = []
         for route in self.routes:
@@ -148,6 +155,40 @@ class Router:
                 f"{method} is not allowed here", details={"allowed": allowed}
             ) from None
         raise NotFound("no such route")
+
+
+class Routes:
+    """A capability's routes, each declared on its handler (`@routes.get(template, ...)`, and
+    `post`, `patch`, `delete`) with Router.add's fields; the OpenAPI summary is the first line
+    of the handler's docstring, and `tags` go to every route unless one names its own.
+    `webhooks` are the requests the capability sends (documented beside its routes).
+    shared/routes.py includes every capability's routes in the api's Router."""
+
+    def __init__(self, *tags: str, webhooks: tuple[Webhook, ...] = ()) -> None:
+        self.tags = tags
+        self.webhooks = webhooks
+        self.declared: list[tuple[str, str, Handler, dict[str, Any]]] = []
+
+    def get(self, template: str, **meta: Any) -> Callable[[Handler], Handler]:
+        return self._declare("GET", template, meta)
+
+    def post(self, template: str, **meta: Any) -> Callable[[Handler], Handler]:
+        return self._declare("POST", template, meta)
+
+    def patch(self, template: str, **meta: Any) -> Callable[[Handler], Handler]:
+        return self._declare("PATCH", template, meta)
+
+    def delete(self, template: str, **meta: Any) -> Callable[[Handler], Handler]:
+        return self._declare("DELETE", template, meta)
+
+    def _declare(
+        self, method: str, template: str, meta: dict[str, Any]
+    ) -> Callable[[Handler], Handler]:
+        def declare(handler: Handler) -> Handler:
+            self.declared.append((method, template, handler, {"tags": self.tags, **meta}))
+            return handler
+
+        return declare
 
 
 def _checked_params(params: dict[str, str]) -> dict[str, str]:

@@ -71,6 +71,15 @@ PREFERENCE_APPLIED = Header(
 )
 
 
+# What a route that reads blocking says of itself (Router.add's fields): it reads If-None-Match
+# and Prefer, answers 304 when nothing changed, and tags its answers.
+BLOCKING_READ: dict[str, Any] = {
+    "also": (304,),
+    "headers": (IF_NONE_MATCH, PREFER),
+    "response_headers": (ETAG, PREFERENCE_APPLIED),
+}
+
+
 def _header(request: ApiRequest, header: Header, syntax: str) -> str | None:
     """The header's value (repeated fields joined), or None; 400 outside its syntax."""
     values = request.raw.headers.getlist(header.name)

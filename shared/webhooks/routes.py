@@ -20,7 +20,7 @@ from shared.web import pagination
 from shared.web.headers import Header
 from shared.web.pagination import PageQuery
 from shared.web.request import ApiRequest
-from shared.web.router import Reply, Router, Webhook
+from shared.web.router import Reply, Routes, Webhook
 from shared.webhooks import signing
 from shared.webhooks.models import WebhookDeliveryPage, WebhookPayload, WebhookSecret
 
@@ -58,47 +58,25 @@ GENERATION_EVENT = Webhook(
 )
 
 
-def register(router: Router) -> None:
-    """Add the webhook routes (and the webhook's document) to the api's route table."""
-    tags = ("webhooks",)
-    router.add(
-        "GET",
-        "/v1/webhook-secret",
-        secret_route,
-        operation_id="webhooks_secret_route",
-        response=WebhookSecret,
-        tags=tags,
-    )
-    router.add(
-        "POST",
-        "/v1/webhook-secret/rotate",
-        rotate_route,
-        operation_id="webhooks_rotate_secret_route",
-        response=WebhookSecret,
-        tags=tags,
-    )
-    router.add(
-        "GET",
-        "/v1/generations/{job_id}/webhook-deliveries",
-        deliveries_route,
-        operation_id="webhooks_deliveries_route",
-        query=PageQuery,
-        response=WebhookDeliveryPage,
-        tags=tags,
-    )
-    router.add_webhook(GENERATION_EVENT)
+routes = Routes("webhooks", webhooks=(GENERATION_EVENT,))
 
 
 def _secret(row: dict[str, Any]) -> dict[str, Any]:
     return {**row, "previous_secret_expires_at": row["previous_expires_at"]}
 
 
+@routes.get("/v1/webhook-secret", operation_id="webhooks_secret_route", response=WebhookSecret)
 def secret_route(request: ApiRequest) -> Reply:
     """The caller's webhook signing secret, made on first use."""
     with db.transaction() as conn:
         return Reply(200, _secret(webhooks.secret(conn, user_id=request.user_id)))
 
 
+@routes.post(
+    "/v1/webhook-secret/rotate",
+    operation_id="webhooks_rotate_secret_route",
+    response=WebhookSecret,
+)
 def rotate_route(request: ApiRequest) -> Reply:
     """A new signing secret; deliveries carry the previous one's signature too for 24 hours."""
     with db.transaction() as conn:
@@ -112,6 +90,12 @@ def _deliveries(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{**row, "webhook_id": signing.webhook_id(row["message_id"])} for row in rows]
 
 
+@routes.get(
+    "/v1/generations/{job_id}/webhook-deliveries",
+    operation_id="webhooks_deliveries_route",
+    query=PageQuery,
+    response=WebhookDeliveryPage,
+)
 def deliveries_route(request: ApiRequest) -> Reply:
     """Every attempt at the job's webhook messages, newest first; ?limit=&cursor= pages."""
     query = request.query_model(PageQuery)

@@ -39,7 +39,7 @@ def api(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", "http://127.0.0.1:9")
     config.settings.cache_clear()
     router = Router()
-    upload_routes.register(router)
+    router.include(upload_routes.routes)
 
     def call(method: str, path: str, environ: Any = None, **builder: Any) -> tuple[int, Any]:
         built = EnvironBuilder(method=method, path=path, **builder).get_environ()
