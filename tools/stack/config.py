@@ -41,6 +41,26 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         raise SystemExit(f"{name} must be a number, got {raw!r}") from None
 
 
+class _Under:
+    """A path under the stack's state folder, read as an attribute of the config."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, config: StackConfig, owner: type | None = None) -> Path:
+        return config.state / self.name
+
+
+class _Local:
+    """The address on this machine of one of the config's ports, read as an attribute."""
+
+    def __init__(self, port: str, scheme: str = "http://", path: str = "") -> None:
+        self.port, self.scheme, self.path = port, scheme, path
+
+    def __get__(self, config: StackConfig, owner: type | None = None) -> str:
+        return f"{self.scheme}{HOST}:{getattr(config, self.port)}{self.path}"
+
+
 def function_port_variable(function: Function) -> str:
     """STACK_PORT_<NAME>: the variable that moves one function off its manifest port."""
     return "STACK_PORT_" + re.sub(r"[^A-Z0-9]", "_", function.name.upper())
@@ -100,37 +120,14 @@ class StackConfig:
         )
 
     # Folders and files under the state folder.
-    @property
-    def logs(self) -> Path:
-        return self.state / "logs"
-
-    @property
-    def run(self) -> Path:
-        return self.state / "run"
-
-    @property
-    def keys(self) -> Path:
-        return self.state / "keys"
-
-    @property
-    def pg_root(self) -> Path:
-        return self.state / "postgres"
-
-    @property
-    def gcs_data(self) -> Path:
-        return self.state / "gcs"
-
-    @property
-    def relay_state(self) -> Path:
-        return self.state / "relay-state.json"
-
-    @property
-    def signing_credentials(self) -> Path:
-        return self.state / "signing-sa.json"
-
-    @property
-    def env_file(self) -> Path:
-        return self.state / "stack.env"
+    logs = _Under("logs")
+    run = _Under("run")
+    keys = _Under("keys")
+    pg_root = _Under("postgres")
+    gcs_data = _Under("gcs")
+    relay_state = _Under("relay-state.json")
+    signing_credentials = _Under("signing-sa.json")
+    env_file = _Under("stack.env")
 
     def log(self, service: str) -> Path:
         return self.logs / f"{service}.log"
@@ -139,33 +136,16 @@ class StackConfig:
         return self.run / f"{service}.pid"
 
     # Addresses.
-    @property
-    def pubsub_host(self) -> str:
-        return f"{HOST}:{self.pubsub_port}"
-
-    @property
-    def storage_host(self) -> str:
-        return f"http://{HOST}:{self.gcs_port}"
-
-    @property
-    def issuer_url(self) -> str:
-        return f"http://{HOST}:{self.issuer_port}"
-
-    @property
-    def certs_url(self) -> str:
-        return self.issuer_url + CERTS_PATH
+    pubsub_host = _Local("pubsub_port", scheme="")
+    storage_host = _Local("gcs_port")
+    issuer_url = _Local("issuer_port")
+    certs_url = _Local("issuer_port", path=CERTS_PATH)
+    relay_url = _Local("relay_port")
+    console_url = _Local("console_port", path="/")
 
     @property
     def auth_issuer(self) -> str:
         return f"https://securetoken.google.com/{self.project}"
-
-    @property
-    def relay_url(self) -> str:
-        return f"http://{HOST}:{self.relay_port}"
-
-    @property
-    def console_url(self) -> str:
-        return f"http://{HOST}:{self.console_port}/"
 
     def function_url(self, function: Function) -> str:
         return f"http://{HOST}:{self.function_ports[function.name]}/"
