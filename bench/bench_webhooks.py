@@ -29,9 +29,8 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.stack.generation_support import stack_command, stack_config  # noqa: E402
-
 from bench.bench_generation import remove_stack  # noqa: E402
+from tools.fixtures.generation_stack import stack_command, stack_config  # noqa: E402
 from tools.fixtures.webhook_receiver import Receiver, verified  # noqa: E402
 
 JOBS = 50

@@ -118,7 +118,11 @@ def test_the_webhook_is_part_of_the_idempotency_fingerprint(cloud, alice):
     body = {"prompt": "a fox", "webhook": PUBLIC, "webhook_events": ["image", "started"]}
     first = call_as(alice, "POST", "/v1/generations", body, headers=key)
     reordered = call_as(
-        alice, "POST", "/v1/generations", {**body, "webhook_events": ["started", "image"]}, key
+        alice,
+        "POST",
+        "/v1/generations",
+        {**body, "webhook_events": ["started", "image"]},
+        headers=key,
     )
     assert first[0] == reordered[0] == 202 and reordered[2]["Idempotent-Replayed"] == "true"
     for other in (

@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from tests.stack.conftest import Stack
-from tests.stack.generation_support import wait_for
+from tools.fixtures.processes import wait_for
 from tools.fixtures.webhook_receiver import HANG, Receiver, verified
 from tools.pgcluster import connect
 

@@ -18,7 +18,8 @@ from werkzeug.test import EnvironBuilder
 
 from shared import outbound, resolver, routes
 from shared.web import dispatch
-from tests.apikit import api_env, body, issuer, no_database, signing_key_file  # noqa: F401
+from tests.apikit import body
+from tools.fixtures.processes import free_port
 
 # One address of every refused IPv4 range, and the reason the check gives.
 REFUSED_V4 = [
@@ -322,11 +323,8 @@ def test_the_timeout_bounds_the_whole_request(receiver: Receiver) -> None:
 
 
 def test_nothing_listening_is_a_connection_error() -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
     answer = outbound.post(
-        f"http://127.0.0.1:{port}/", b"{}", {}, timeout=1, allow_loopback_http=True
+        f"http://127.0.0.1:{free_port()}/", b"{}", {}, timeout=1, allow_loopback_http=True
     )
     assert answer.status is None and "ConnectionRefused" in (answer.error or "")
     assert not answer.refused
