@@ -19,7 +19,7 @@ from shared.web.request import ApiRequest
 from shared.web.resources import GeneratedImage
 from shared.web.router import Reply, Routes
 
-routes = Routes("images")
+routes = Routes("images", operations="images")
 
 
 class ImagePage(Model):
@@ -29,7 +29,6 @@ class ImagePage(Model):
 
 @routes.get(
     "/v1/sessions/{session_id}/images",
-    operation_id="images_gallery",
     query=PageQuery,
     response=ImagePage,
     tags=("sessions", "images"),
@@ -82,7 +81,7 @@ def delete_image(user_id: Any, image_id: Any) -> list[dict[str, Any]]:
         return purge.enqueue(conn, purge.objects([row]), reason="image_deleted")
 
 
-@routes.delete("/v1/images/{image_id}", operation_id="images_delete", status=204, errors=(409,))
+@routes.delete("/v1/images/{image_id}", status=204, errors=(409,))
 def delete(request: ApiRequest) -> Reply:
     """Delete a generated image of a finished generation (the session's count and thumbnail follow)"""
     purge.publish(delete_image(request.user_id, request.params["image_id"]))

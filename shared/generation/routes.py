@@ -33,12 +33,11 @@ IDEMPOTENCY_KEY = Header(
     "created (with `Idempotent-Replayed: true`); the same key with another body is a 409.",
     max_length=255,
 )
-routes = Routes("generations")
+routes = Routes("generations", operations="generations")
 
 
 @routes.post(
     "/v1/generations",
-    operation_id="generations_create_route",
     body=GenerationRequest,
     response=Job,
     status=202,
@@ -70,12 +69,7 @@ def create_route(request: ApiRequest) -> Reply:
     return Reply(status, service.render_job(state), headers)
 
 
-@routes.get(
-    "/v1/generations/{job_id}",
-    operation_id="generations_get_route",
-    response=Job,
-    **waits.BLOCKING_READ,
-)
+@routes.get("/v1/generations/{job_id}", response=Job, **waits.BLOCKING_READ)
 def get_route(request: ApiRequest) -> Reply:
     """A generation job with its progress, references and images; a blocking read with
     `If-None-Match` and `Prefer: wait=N`."""
@@ -90,12 +84,7 @@ def get_route(request: ApiRequest) -> Reply:
     return Reply(200, service.render_job(read.state), read.headers)
 
 
-@routes.post(
-    "/v1/generations/{job_id}/cancel",
-    operation_id="generations_cancel_route",
-    response=Job,
-    errors=(409,),
-)
+@routes.post("/v1/generations/{job_id}/cancel", response=Job, errors=(409,))
 def cancel_route(request: ApiRequest) -> Reply:
     """Stop a pending or processing job; nothing more is rendered for it."""
     return Reply(
@@ -105,7 +94,6 @@ def cancel_route(request: ApiRequest) -> Reply:
 
 @routes.post(
     "/v1/generations/{job_id}/retry",
-    operation_id="generations_retry_route",
     response=Job,
     status=202,
     errors=(409, 429),
@@ -117,12 +105,7 @@ def retry_route(request: ApiRequest) -> Reply:
     return Reply(202, service.job_resource(job["id"]), rate)
 
 
-@routes.get(
-    "/v1/sessions/{session_id}/generations",
-    operation_id="generations_list_route",
-    query=JobListQuery,
-    response=JobPage,
-)
+@routes.get("/v1/sessions/{session_id}/generations", query=JobListQuery, response=JobPage)
 def list_route(request: ApiRequest) -> Reply:
     """A session's jobs, newest first; ?status= filters, ?limit=&cursor= pages."""
     session_id = request.params["session_id"]

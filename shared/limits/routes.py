@@ -11,10 +11,10 @@ from shared.limits.models import Me
 from shared.web.request import ApiRequest
 from shared.web.router import Reply, Routes
 
-routes = Routes("users")
+routes = Routes("users", operations="routes")
 
 
-@routes.get("/v1/me", operation_id="routes_me", response=Me)
+@routes.get("/v1/me", response=Me)
 def me(request: ApiRequest) -> Reply:
     """The caller's user record (created on the first authenticated call), limits and usage"""
     assert request.user is not None

@@ -17,7 +17,7 @@ from shared.web.pagination import PageQuery
 from shared.web.request import ApiRequest
 from shared.web.router import Reply, Routes
 
-routes = Routes("sessions")
+routes = Routes("sessions", operations="sessions")
 
 
 def resource(row: dict[str, Any]) -> dict[str, Any]:
@@ -29,14 +29,7 @@ def _not_found() -> NotFound:
     return NotFound("no such session")
 
 
-@routes.post(
-    "/v1/sessions",
-    operation_id="sessions_create",
-    body=SessionCreate,
-    body_required=False,
-    response=Session,
-    status=201,
-)
+@routes.post("/v1/sessions", body=SessionCreate, body_required=False, response=Session, status=201)
 def create(request: ApiRequest) -> Reply:
     """Create a session (title defaults to "New Session")"""
     body = request.body(SessionCreate, optional=True)
@@ -45,9 +38,7 @@ def create(request: ApiRequest) -> Reply:
     return Reply(201, resource(row), {"Location": f"/v1/sessions/{row['id']}"})
 
 
-@routes.get(
-    "/v1/sessions", operation_id="sessions_list_sessions", query=PageQuery, response=SessionPage
-)
+@routes.get("/v1/sessions", query=PageQuery, response=SessionPage)
 def list_sessions(request: ApiRequest) -> Reply:
     """The caller's sessions, most recently active first, with thumbnail and count"""
     query = request.query_model(PageQuery)
@@ -62,12 +53,7 @@ def list_sessions(request: ApiRequest) -> Reply:
     return Reply(200, body)
 
 
-@routes.get(
-    "/v1/sessions/{session_id}",
-    operation_id="sessions_get",
-    response=Session,
-    **waits.BLOCKING_READ,
-)
+@routes.get("/v1/sessions/{session_id}", response=Session, **waits.BLOCKING_READ)
 def get(request: ApiRequest) -> Reply:
     """One session; waits for a change with If-None-Match and Prefer: wait=N
 
@@ -89,12 +75,7 @@ def get(request: ApiRequest) -> Reply:
     return Reply(200, resource(found.state), found.headers)
 
 
-@routes.patch(
-    "/v1/sessions/{session_id}",
-    operation_id="sessions_rename",
-    body=SessionUpdate,
-    response=Session,
-)
+@routes.patch("/v1/sessions/{session_id}", body=SessionUpdate, response=Session)
 def rename(request: ApiRequest) -> Reply:
     """Rename a session"""
     body = request.body(SessionUpdate)
@@ -122,7 +103,7 @@ def delete_session(user_id: Any, session_id: Any) -> list[dict[str, Any]]:
     return entries
 
 
-@routes.delete("/v1/sessions/{session_id}", operation_id="sessions_delete", status=204)
+@routes.delete("/v1/sessions/{session_id}", status=204)
 def delete(request: ApiRequest) -> Reply:
     """Delete a session with its jobs and images; their bucket objects follow"""
     purge.publish(delete_session(request.user_id, request.params["session_id"]))

@@ -44,7 +44,7 @@ MAX_FORM_MEMORY_BYTES = 256 * 1024
 MAX_FORM_PARTS = 4
 
 
-routes = Routes("reference images")
+routes = Routes("reference images", operations="reference_images")
 
 
 def _check_size(size: int) -> None:
@@ -140,7 +140,6 @@ def _identify(stream: IO[bytes], size: int) -> imageinfo.ImageInfo:
 
 @routes.post(
     "/v1/uploads",
-    operation_id="reference_images_upload",
     body=UploadForm,
     body_media_type="multipart/form-data",
     response=ReferenceImage,
@@ -179,7 +178,6 @@ def upload(request: ApiRequest) -> Reply:
 
 @routes.post(
     "/v1/uploads/signed-url",
-    operation_id="reference_images_signed_upload",
     body=SignedUploadRequest,
     response=SignedUpload,
     errors=(404, 429),
@@ -224,12 +222,7 @@ def _image_id(request: ApiRequest) -> str:
     return image_id
 
 
-@routes.get(
-    "/v1/reference-images",
-    operation_id="reference_images_list_images",
-    query=PageQuery,
-    response=ReferenceImagePage,
-)
+@routes.get("/v1/reference-images", query=PageQuery, response=ReferenceImagePage)
 def list_images(request: ApiRequest) -> Reply:
     """GET /v1/reference-images: the caller's references, newest first."""
     query = request.query_model(PageQuery)
@@ -244,11 +237,7 @@ def list_images(request: ApiRequest) -> Reply:
     return Reply(200, body)
 
 
-@routes.get(
-    "/v1/reference-images/{image_id}",
-    operation_id="reference_images_get_image",
-    response=ReferenceImage,
-)
+@routes.get("/v1/reference-images/{image_id}", response=ReferenceImage)
 def get_image(request: ApiRequest) -> Reply:
     """GET /v1/reference-images/{id}: one of the caller's references (404 for anyone else's)."""
     with db.transaction() as conn:
@@ -258,9 +247,7 @@ def get_image(request: ApiRequest) -> Reply:
     return Reply(200, resources.reference_images([row])[0])
 
 
-@routes.delete(
-    "/v1/reference-images/{image_id}", operation_id="reference_images_delete_image", status=204
-)
+@routes.delete("/v1/reference-images/{image_id}", status=204)
 def delete_image(request: ApiRequest) -> Reply:
     """DELETE /v1/reference-images/{id}: the row now, the objects through object-deletions.
 

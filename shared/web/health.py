@@ -12,7 +12,7 @@ from shared.web.models import Model
 from shared.web.request import ApiRequest
 from shared.web.router import Reply, Routes
 
-routes = Routes("health")
+routes = Routes("health", operations="routes")
 
 
 class HealthQuery(Model):
@@ -24,14 +24,7 @@ class Health(Model):
     database: Literal["ok"] | None = None
 
 
-@routes.get(
-    "/v1/healthz",
-    operation_id="routes_healthz",
-    authenticated=False,
-    query=HealthQuery,
-    response=Health,
-    errors=(503,),
-)
+@routes.get("/v1/healthz", authenticated=False, query=HealthQuery, response=Health, errors=(503,))
 def healthz(request: ApiRequest) -> Reply:
     """Liveness (no database); readiness with ?ready=true (503 while the database is down)"""
     if request.query_model(HealthQuery).ready:

@@ -55,7 +55,8 @@ class Route:
     """One route, with what the OpenAPI document says of it.
 
     `operation_id` names the operation in the document (clients generated from it name their
-    methods so: it stays when code moves); `response` is the model of a 2xx body (the body is
+    methods so: it stays when code moves to another module, as Routes' `operations` prefix is
+    the capability's, not the module's); `response` is the model of a 2xx body (the body is
     serialised through it, so nothing undocumented leaves); `errors` lists statuses beyond
     those the route's shape implies; `limit_headers` (the RateLimit fields of a route that
     counts against a limit) go with its 2xx and its 429 answers.
@@ -159,13 +160,16 @@ class Router:
 
 class Routes:
     """A capability's routes, each declared on its handler (`@routes.get(template, ...)`, and
-    `post`, `patch`, `delete`) with Router.add's fields; the OpenAPI summary is the first line
-    of the handler's docstring, and `tags` go to every route unless one names its own.
-    `webhooks` are the requests the capability sends (documented beside its routes).
-    shared/routes.py includes every capability's routes in the api's Router."""
+    `post`, `patch`, `delete`) with Router.add's fields. A route's OpenAPI operation id is
+    `<operations>_<handler name>` (renaming a handler renames the operation for clients: the
+    committed document's test says so), its summary the first line of the handler's
+    docstring, and `tags` go to every route unless one names its own. `webhooks` are the
+    requests the capability sends (documented beside its routes). shared/routes.py includes
+    every capability's routes in the api's Router."""
 
-    def __init__(self, *tags: str, webhooks: tuple[Webhook, ...] = ()) -> None:
+    def __init__(self, *tags: str, operations: str, webhooks: tuple[Webhook, ...] = ()) -> None:
         self.tags = tags
+        self.operations = operations
         self.webhooks = webhooks
         self.declared: list[tuple[str, str, Handler, dict[str, Any]]] = []
 
@@ -185,7 +189,9 @@ class Routes:
         self, method: str, template: str, meta: dict[str, Any]
     ) -> Callable[[Handler], Handler]:
         def declare(handler: Handler) -> Handler:
-            self.declared.append((method, template, handler, {"tags": self.tags, **meta}))
+            operation_id = f"{self.operations}_{handler.__name__}"
+            fields = {"tags": self.tags, "operation_id": operation_id, **meta}
+            self.declared.append((method, template, handler, fields))
             return handler
 
         return declare

@@ -58,26 +58,22 @@ GENERATION_EVENT = Webhook(
 )
 
 
-routes = Routes("webhooks", webhooks=(GENERATION_EVENT,))
+routes = Routes("webhooks", operations="webhooks", webhooks=(GENERATION_EVENT,))
 
 
 def _secret(row: dict[str, Any]) -> dict[str, Any]:
     return {**row, "previous_secret_expires_at": row["previous_expires_at"]}
 
 
-@routes.get("/v1/webhook-secret", operation_id="webhooks_secret_route", response=WebhookSecret)
+@routes.get("/v1/webhook-secret", response=WebhookSecret)
 def secret_route(request: ApiRequest) -> Reply:
     """The caller's webhook signing secret, made on first use."""
     with db.transaction() as conn:
         return Reply(200, _secret(webhooks.secret(conn, user_id=request.user_id)))
 
 
-@routes.post(
-    "/v1/webhook-secret/rotate",
-    operation_id="webhooks_rotate_secret_route",
-    response=WebhookSecret,
-)
-def rotate_route(request: ApiRequest) -> Reply:
+@routes.post("/v1/webhook-secret/rotate", response=WebhookSecret)
+def rotate_secret_route(request: ApiRequest) -> Reply:
     """A new signing secret; deliveries carry the previous one's signature too for 24 hours."""
     with db.transaction() as conn:
         row = webhooks.rotate(
@@ -91,10 +87,7 @@ def _deliveries(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 @routes.get(
-    "/v1/generations/{job_id}/webhook-deliveries",
-    operation_id="webhooks_deliveries_route",
-    query=PageQuery,
-    response=WebhookDeliveryPage,
+    "/v1/generations/{job_id}/webhook-deliveries", query=PageQuery, response=WebhookDeliveryPage
 )
 def deliveries_route(request: ApiRequest) -> Reply:
     """Every attempt at the job's webhook messages, newest first; ?limit=&cursor= pages."""
