@@ -4,8 +4,9 @@ PostgreSQL: one throwaway cluster per test run (or the server named by TEST_DATA
 schema migrated once into a template database, and a fresh copy of it for each test that asks
 for `database`. The emulators are started once per run, on first use: `storage_emulator` (GCS)
 alone, or `emulators` (Pub/Sub too; skipped with the install hint when it is missing). The
-OpenAI fake is `fake_openai`; `functions` serves a function under functions-framework for one
-test. The token issuer, signing key and api settings come from tests/apikit.py.
+OpenAI fake is `fake_openai`, a webhook endpoint `receiver`; `functions` serves a function under
+functions-framework for one test. The token issuer, signing key and api settings come from
+tests/apikit.py.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from tests.apikit import api_env, issuer, no_database, signing_key_file  # noqa:
 from tools.fake_openai import FakeOpenAI
 from tools.fixtures import processes
 from tools.fixtures.cloud import Cloud, reset_clients
+from tools.fixtures.webhook_receiver import Receiver
 from tools.pgcluster import connect, port_answers
 from tools.stack import emulator
 
@@ -115,6 +117,13 @@ def fake_openai(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeOpenAI]:
         yield server
     monkeypatch.undo()
     reset_clients()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A webhook receiver on 127.0.0.1 that accepts everything (204), for one test."""
+    with Receiver() as running:
+        yield running
 
 
 @pytest.fixture

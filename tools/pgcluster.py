@@ -102,6 +102,17 @@ def connect(url: str, timeout: float | None = None) -> pg8000.native.Connection:
     )
 
 
+def query(url: str, statement: str, **params: object) -> list[dict[str, object]]:
+    """Run one statement on a connection of its own; its rows as dicts."""
+    conn = connect(url)
+    try:
+        found = conn.run(statement, **params) or []
+        names = [c["name"] for c in conn.columns or []]
+        return [dict(zip(names, row, strict=True)) for row in found]
+    finally:
+        conn.close()
+
+
 def port_answers(port: int, host: str = "127.0.0.1") -> bool:
     """True when something accepts TCP connections on the port."""
     with socket.socket() as sock:

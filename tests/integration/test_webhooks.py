@@ -37,13 +37,6 @@ def loopback_webhooks(monkeypatch):
     config.settings.cache_clear()
 
 
-@pytest.fixture
-def receiver():
-    server = Receiver()
-    yield server
-    server.close()
-
-
 def job_with(user: dict[str, Any], webhook: str, **fields: Any) -> dict[str, Any]:
     status, job, _ = call_as(
         user, "POST", "/v1/generations", {"prompt": "a fox", "webhook": webhook, **fields}

@@ -16,9 +16,8 @@ import requests
 from tests.stack.conftest import Stack
 from tools.fixtures import images as imagefactory
 from tools.fixtures.processes import run_stack, wait_for
-from tools.stack.procs import http_answers
 
-pytestmark = pytest.mark.stack
+pytestmark = [pytest.mark.stack, pytest.mark.usefixtures("running")]  # after test_stack.py
 CANONICAL = "https://storage.googleapis.com/"
 
 
@@ -38,20 +37,6 @@ class Client:
         answer = self(method, path, **kw)
         assert answer.status_code in (200, 201, 202), (path, answer.status_code, answer.text)
         return answer.json()
-
-
-@pytest.fixture(scope="module", autouse=True)
-def running(stack: Stack) -> Iterator[None]:
-    """The stack, up (test_stack.py's last test stops it); whatever this starts, it stops."""
-    if http_answers(f"{stack.env['API_URL']}/v1/healthz"):
-        yield
-        return
-    result = run_stack("up")
-    assert result.returncode == 0, result.stdout + result.stderr
-    try:
-        yield
-    finally:
-        run_stack("down")
 
 
 @pytest.fixture

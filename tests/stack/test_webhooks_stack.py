@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,7 +14,7 @@ import requests
 from tests.stack.conftest import Stack
 from tools.fixtures.processes import wait_for
 from tools.fixtures.webhook_receiver import HANG, Receiver, verified
-from tools.pgcluster import connect
+from tools.pgcluster import query
 
 pytestmark = [pytest.mark.stack, pytest.mark.usefixtures("running")]  # after test_stack.py
 
@@ -64,45 +63,35 @@ class Client:
 
 
 def messages(stack: Stack, job_id: str) -> list[dict[str, Any]]:
-    conn = connect(stack.env["DATABASE_URL"])
-    try:
-        found = conn.run(
-            "SELECT type, status, attempts FROM webhook_messages WHERE job_id = CAST(:id AS uuid)"
-            " ORDER BY sequence",
-            id=job_id,
-        )
-        return [{"type": t, "status": s, "attempts": a} for t, s, a in found or []]
-    finally:
-        conn.close()
+    return query(
+        stack.env["DATABASE_URL"],
+        "SELECT type, status, attempts FROM webhook_messages WHERE job_id = CAST(:id AS uuid)"
+        " ORDER BY sequence",
+        id=job_id,
+    )
 
 
 def attempts_of(stack: Stack, job_id: str) -> list[dict[str, Any]]:
     """The job's attempts: outcome, when each POST began and when it was recorded (epoch s)."""
-    conn = connect(stack.env["DATABASE_URL"])
-    try:
-        found = conn.run(
-            "SELECT outcome, EXTRACT(EPOCH FROM created_at), latency_ms FROM webhook_deliveries"
-            " WHERE job_id = CAST(:id AS uuid)",
-            id=job_id,
-        )
-        return [
-            {"outcome": o, "recorded": float(at), "began": float(at) - ms / 1000}
-            for o, at, ms in found or []
-        ]
-    finally:
-        conn.close()
+    found = query(
+        stack.env["DATABASE_URL"],
+        "SELECT outcome, EXTRACT(EPOCH FROM created_at) AS at, latency_ms FROM webhook_deliveries"
+        " WHERE job_id = CAST(:id AS uuid)",
+        id=job_id,
+    )
+    return [
+        {
+            "outcome": a["outcome"],
+            "recorded": float(a["at"]),
+            "began": float(a["at"]) - a["latency_ms"] / 1000,
+        }
+        for a in found
+    ]
 
 
 @pytest.fixture
 def client(stack: Stack) -> Client:
     return Client(stack)
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    server = Receiver()
-    yield server
-    server.close()
 
 
 def test_a_three_shot_job_delivers_started_three_images_and_completed(client, receiver):
@@ -176,16 +165,15 @@ def test_a_receiver_that_never_answers_delays_nothing_and_its_attempts_are_liste
     try:
         job = client.create(receiver.url, number_of_shots=2)
         done = client.finished(job["id"], timeout=30)
-        conn = connect(stack.env["DATABASE_URL"])
-        try:
-            ((took,),) = conn.run(
-                "SELECT EXTRACT(EPOCH FROM completed_at - created_at) FROM generation_jobs"
-                " WHERE id = CAST(:id AS uuid)",
-                id=job["id"],
-            )
-        finally:
-            conn.close()
-        assert done["status"] == "completed" and float(took) < 10  # under one webhook timeout
+        [took] = query(
+            stack.env["DATABASE_URL"],
+            "SELECT EXTRACT(EPOCH FROM completed_at - created_at) AS took FROM generation_jobs"
+            " WHERE id = CAST(:id AS uuid)",
+            id=job["id"],
+        )
+        assert (
+            done["status"] == "completed" and float(took["took"]) < 10
+        )  # under one webhook timeout
         listed = wait_for(
             lambda: (found := client.attempts(job["id"])) and len(found) >= 4 and found,
             40,

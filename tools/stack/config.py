@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from infra.manifest import ROOT, Function, Manifest
 from shared.config import DEFAULT_BUCKET
@@ -23,22 +24,25 @@ CERTS_PATH = "/robot/v1/metadata/x509/securetoken@system.gserviceaccount.com"
 # Browser origins the api and the bucket answer CORS for, unless CORS_ORIGINS says otherwise:
 # a frontend dev server on any port of this machine.
 LOCAL_ORIGINS = ("http://localhost:*", "http://127.0.0.1:*")
+T = TypeVar("T")
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name, "").strip()
-    try:
-        return int(raw) if raw else default
-    except ValueError:
-        raise SystemExit(f"{name} must be an integer, got {raw!r}") from None
+    return _parsed(env, name, default, int, "an integer")
 
 
 def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    return _parsed(env, name, default, float, "a number")
+
+
+def _parsed(
+    env: Mapping[str, str], name: str, default: T, parse: Callable[[str], T], what: str
+) -> T:
     raw = env.get(name, "").strip()
     try:
-        return float(raw) if raw else default
+        return parse(raw) if raw else default
     except ValueError:
-        raise SystemExit(f"{name} must be a number, got {raw!r}") from None
+        raise SystemExit(f"{name} must be {what}, got {raw!r}") from None
 
 
 class _Under:
