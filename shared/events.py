@@ -90,6 +90,11 @@ def pubsub_message(event: CloudEvent) -> PubSubMessage:
     )
 
 
+def from_message(read: Callable[[PubSubMessage], T]) -> Callable[[CloudEvent], T]:
+    """The parser of a Pub/Sub event that reads its message with `read`."""
+    return lambda event: read(pubsub_message(event))
+
+
 def run(
     function: str, event: CloudEvent, parse: Callable[[CloudEvent], T], handle: Callable[[T], None]
 ) -> None:

@@ -14,9 +14,4 @@ from shared.webhooks import delivery
 
 @functions_framework.cloud_event
 def deliver_webhooks(event: CloudEvent) -> None:
-    events.run(
-        "deliver_webhooks",
-        event,
-        lambda e: delivery.event_of(events.pubsub_message(e)),
-        delivery.deliver,
-    )
+    events.run("deliver_webhooks", event, events.from_message(delivery.event_of), delivery.deliver)

@@ -13,9 +13,4 @@ from shared.generation import planning
 
 @functions_framework.cloud_event
 def plan_generation(event: CloudEvent) -> None:
-    events.run(
-        "plan_generation",
-        event,
-        lambda e: planning.job_id_of(events.pubsub_message(e)),
-        planning.plan,
-    )
+    events.run("plan_generation", event, events.from_message(planning.job_id_of), planning.plan)

@@ -16,6 +16,6 @@ def render_image(event: CloudEvent) -> None:
     events.run(
         "render_image",
         event,
-        lambda e: rendering.shot_of(events.pubsub_message(e)),
+        events.from_message(rendering.shot_of),
         lambda shot: rendering.render_shot(*shot),
     )
