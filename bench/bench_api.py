@@ -35,6 +35,7 @@ from bench.api_support import (  # noqa: E402
     percentiles,
     signing_key_file,
 )
+from bench.measure import timings_ms  # noqa: E402
 from tools.fixtures.issuer import TokenIssuer  # noqa: E402
 from tools.pgcluster import Cluster  # noqa: E402
 
@@ -46,13 +47,8 @@ KEEP = os.environ.get("BENCH_KEEP") == "1"
 
 
 def sql_latency(label: str, action: Callable[[], object], runs: int = 500) -> dict[str, Any]:
-    for _ in range(runs // 5):  # warm-up: the pool's connection, its prepared statement, the cache
-        action()
-    timings = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        action()
-        timings.append((time.perf_counter() - started) * 1000)
+    # warm-up: the pool's connection, its prepared statement, the cache
+    timings = timings_ms(action, runs, warm_up=runs // 5)
     return {"label": label, **percentiles(timings), "rps": None}
 
 

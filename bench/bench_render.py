@@ -10,21 +10,17 @@ import io
 import resource
 import statistics
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.measure import timings_ms
+
 
 def median_ms(action: Callable[[], object], runs: int) -> float:
-    action()  # warm-up: first-use costs (font decoding, codec set-up) are not per-shot costs
-    timings = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        action()
-        timings.append((time.perf_counter() - start) * 1000)
-    return statistics.median(timings)
+    # one warm-up: first-use costs (font decoding, codec set-up) are not per-shot costs
+    return statistics.median(timings_ms(action, runs))
 
 
 def peak_rss_mib() -> float:

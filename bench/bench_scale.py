@@ -42,10 +42,13 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.measure import timings_ms  # noqa: E402
 from infra import manifest  # noqa: E402
+from tools.fixtures import processes  # noqa: E402
 from tools.fixtures.cloud import Cloud  # noqa: E402
 from tools.fixtures.processes import free_port  # noqa: E402
 from tools.pgcluster import SERVICE_USER, Cluster, connect  # noqa: E402
+from tools.stack.procs import http_answers  # noqa: E402
 
 MAX_CONNECTIONS = 40
 TEMPLATE = "bench_template"
@@ -114,18 +117,11 @@ class Fake:
     """tools/fake_openai in a process of its own (not sharing this process's GIL)."""
 
     def __init__(self, folder: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        log = (folder / "fake-openai.log").open("ab")
-        command = [sys.executable, "-m", "tools.fake_openai", "--port", str(self.port)]
-        self.process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-        wait_until(lambda: self._get("stats") is not None, 30, "the OpenAI fake")
-
-    def _get(self, path: str) -> Any:
-        try:
-            return requests.get(f"{self.url}/_fake/{path}", timeout=5).json()
-        except requests.RequestException:
-            return None
+        port = free_port()
+        command = [sys.executable, "-m", "tools.fake_openai", "--port", str(port)]
+        log = folder / "fake-openai.log"
+        self.running = processes.start(command, "the OpenAI fake", port, log=log)
+        self.url = self.running.url
 
     def reset(self, latency: float) -> None:
         requests.post(f"{self.url}/_fake/reset", timeout=5).raise_for_status()
@@ -141,18 +137,16 @@ class Fake:
         return sum(c["path"].startswith("/v1/images/") for c in calls)
 
     def stop(self) -> None:
-        stop_process(self.process)
+        self.running.stop()
 
 
 class Render:
     """render-image under functions-framework, one gunicorn worker, as a setup configures it."""
 
     def __init__(self, setup: Setup, database_url: str, cloud: Cloud, fake: Fake, folder: Path):
-        self.port = free_port()
         env = {
             **os.environ,
             **cloud.environ,
-            "PYTHONPATH": str(ROOT),
             "DATABASE_URL": database_url,
             "DB_POOL_SIZE": str(setup.instances * setup.pool_size),
             "DB_POOL_TIMEOUT_SECONDS": f"{setup.pool_timeout_seconds:g}",
@@ -164,22 +158,11 @@ class Render:
             "OPENAI_BASE_URL": f"{fake.url}/v1",
             "LOG_LEVEL": "INFO",
         }
-        log = (folder / f"render-{setup.label}.log").open("ab")
-        framework = Path(sys.executable).parent / "functions-framework"
-        command = [str(framework), "--source", str(ROOT / "functions/render_image/main.py")]
-        command += ["--target", "render_image", "--host", "127.0.0.1", "--port", str(self.port)]
-        self.process = subprocess.Popen(
-            command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        self.url = f"http://127.0.0.1:{self.port}/"
-        wait_until(self._answers, 60, "render-image")
-
-    def _answers(self) -> bool:
-        try:
-            requests.get(self.url, timeout=2)
-            return True
-        except requests.RequestException:
-            return False
+        log = folder / f"render-{setup.label}.log"
+        source = ROOT / "functions/render_image/main.py"
+        self.running = processes.function(source, "render_image", env, log=log)
+        self.url = self.running.url + "/"
+        processes.wait_for(lambda: http_answers(self.url), 60, "render-image's first answer")
 
     def usage(self) -> tuple[float, int]:
         """(CPU seconds, the largest peak RSS in bytes) over the process group (gunicorn's
@@ -193,7 +176,7 @@ class Render:
                 status = Path(f"/proc/{entry}/status").read_text()
             except OSError:
                 continue
-            if int(fields[2]) != self.process.pid:
+            if int(fields[2]) != self.running.process.pid:
                 continue
             cpu += (int(fields[11]) + int(fields[12])) / TICKS
             for line in status.splitlines():
@@ -202,24 +185,7 @@ class Render:
         return cpu, peak
 
     def stop(self) -> None:
-        stop_process(self.process)
-
-
-def stop_process(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=5)
-
-
-def wait_until(check: Any, seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{what} did not answer within {seconds} s")
-        time.sleep(0.2)
+        self.running.stop()
 
 
 # ---- one run ---------------------------------------------------------------------------------
@@ -481,12 +447,7 @@ def open_costs(cluster: Cluster, runs: int = 30) -> dict[str, float]:
     login |= {"port": cluster.port, "database": TEMPLATE}
 
     def timed(action: Any, times: int = runs) -> float:
-        timings = []
-        for _ in range(times):
-            began = time.perf_counter()
-            action()
-            timings.append((time.perf_counter() - began) * 1000)
-        return statistics.median(timings)
+        return statistics.median(timings_ms(action, times, warm_up=0))
 
     from shared import config, db
 
