@@ -193,6 +193,11 @@ class _Reader:
             return default
 
 
+def firebase_issuer(project: str) -> str:
+    """The issuer of a project's Firebase Auth ID tokens (AUTH_ISSUER's default)."""
+    return f"https://securetoken.google.com/{project}"
+
+
 def _boolean(raw: str) -> bool:
     if raw.lower() in _TRUE:
         return True
@@ -298,7 +303,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         images_per_minute=r.integer("OPENAI_IMAGES_PER_MINUTE", 2000, minimum=1),
     )
     auth = AuthSettings(
-        issuer=r.text("AUTH_ISSUER", f"https://securetoken.google.com/{project}") or "",
+        issuer=r.text("AUTH_ISSUER", firebase_issuer(project)) or "",
         audience=r.text("AUTH_AUDIENCE", project) or project,
         certs_url=r.text(
             "AUTH_CERTS_URL",

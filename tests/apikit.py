@@ -18,6 +18,7 @@ from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Response
 
 from shared import config, db, routes, storage
+from shared.config import firebase_issuer
 from shared.errors import AppError
 from shared.web import auth
 from shared.web.dispatch import dispatch
@@ -25,7 +26,7 @@ from tools.fixtures.issuer import TokenIssuer
 from tools.stack import keys
 
 PROJECT = "api-test-project"
-ISSUER = f"https://securetoken.google.com/{PROJECT}"
+ISSUER = firebase_issuer(PROJECT)
 
 
 @pytest.fixture(scope="session")

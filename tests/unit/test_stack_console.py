@@ -17,6 +17,7 @@ from google.auth import jwt
 
 from infra import manifest
 from shared import vocabulary
+from shared.config import firebase_issuer
 from tools.stack import console, issuer, keys
 from tools.stack.config import StackConfig
 
@@ -106,7 +107,7 @@ def test_sign_in_mints_a_firebase_shaped_token_for_the_named_user(
     body = answer.json()
     key = keys.issuer_key(config.keys)
     claims = jwt.decode(body["token"], certs=issuer.certificates(key), audience=config.project)
-    assert claims["iss"] == config.auth_issuer
+    assert claims["iss"] == firebase_issuer(config.project)
     assert claims["name"] == "alice" and claims["sub"] == body["user_id"]
     assert body["user_id"] == issuer.user_id("alice")  # the same uid as `make token USER=alice`
 

@@ -147,10 +147,6 @@ class StackConfig:
     relay_url = _Local("relay_port")
     console_url = _Local("console_port", path="/")
 
-    @property
-    def auth_issuer(self) -> str:
-        return f"https://securetoken.google.com/{self.project}"
-
     def function_url(self, function: Function) -> str:
         return f"http://{HOST}:{self.function_ports[function.name]}/"
 

@@ -20,6 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 from google.auth import crypt, jwt
 
 from infra import manifest
+from shared.config import firebase_issuer
 from tools.stack.config import CERTS_PATH, HOST, StackConfig
 from tools.stack.keys import IssuerKey, issuer_key
 
@@ -43,7 +44,7 @@ def claims(user: str, project: str, now: int | None = None) -> dict[str, object]
     uid = user_id(user)
     email = f"{user}@example.com"
     return {
-        "iss": f"https://securetoken.google.com/{project}",
+        "iss": firebase_issuer(project),
         "aud": project,
         "auth_time": now,
         "user_id": uid,

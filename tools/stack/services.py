@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from infra.manifest import ROOT, Function, Manifest
+from shared.config import firebase_issuer
 from tools.pgcluster import Cluster
 from tools.stack import emulator
 from tools.stack.config import CERTS_PATH, DB_NAME, HOST, StackConfig
@@ -82,7 +83,7 @@ def function_env(config: StackConfig, spec: Manifest, name: str, db_url: str) ->
         DATABASE_URL=db_url,
         DB_POOL_SIZE=str(function.pool_size),
         DB_POOL_TIMEOUT_SECONDS=f"{function.pool_timeout_seconds:g}",
-        AUTH_ISSUER=config.auth_issuer,
+        AUTH_ISSUER=firebase_issuer(config.project),
         AUTH_AUDIENCE=config.project,
         AUTH_CERTS_URL=config.certs_url,
         SIGNING_CREDENTIALS_FILE=str(config.signing_credentials),

@@ -15,6 +15,7 @@ from pathlib import Path
 from subprocess import Popen
 
 from infra.manifest import ROOT, Manifest
+from shared.config import firebase_issuer
 from tools.stack import emulator, gcs, keys, procs, pubsub
 from tools.stack.config import DB_NAME, StackConfig
 from tools.stack.services import Service, build, cluster
@@ -29,7 +30,7 @@ def stack_env(config: StackConfig, spec: Manifest, db_url: str) -> dict[str, str
         "DATABASE_URL": db_url,
         "BUCKET_NAME": config.bucket,
         "GCP_PROJECT": config.project,
-        "AUTH_ISSUER": config.auth_issuer,
+        "AUTH_ISSUER": firebase_issuer(config.project),
         "AUTH_AUDIENCE": config.project,
         "AUTH_CERTS_URL": config.certs_url,
         "TOKEN_ISSUER_URL": config.issuer_url,
