@@ -83,16 +83,9 @@ class FakeOpenAI:
         self._in_flight = self._peak_in_flight = 0
         self._server = _Server((host, port), self, log_requests)
         self._thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        """The server's root, where ``/_fake`` lives."""
-        return f"http://{self._server.server_address[0]!s}:{self._server.server_port}"
-
-    @property
-    def base_url(self) -> str:
-        """The ``base_url`` for the openai client."""
-        return f"{self.url}/v1"
+        # The server's root, where ``/_fake`` lives, and the ``base_url`` for the openai client.
+        self.url = f"http://{self._server.server_address[0]!s}:{self._server.server_port}"
+        self.base_url = f"{self.url}/v1"
 
     def start(self) -> FakeOpenAI:
         """Serve on a daemon thread."""
